@@ -1,0 +1,129 @@
+import type { Logger } from 'pino';
+import type { Camera } from '../camera/types.js';
+import type { CaptureQueue } from '../camera/queue.js';
+import type { ImageStore } from '../storage/types.js';
+import type { NodeLogger } from '../logs/types.js';
+import type { Telemetry } from '../telemetry/types.js';
+import type { EventBus } from '../events.js';
+import { NodeError, toNodeError } from '../errors.js';
+import { buildStatus, type CaptureCounters, type NodeStatus } from '../status.js';
+import { readPreview } from './preview.js';
+import type { CaptureParams, CaptureResult, CommandContext, Commands } from './types.js';
+
+export interface CommandsOptions {
+  nodeId: string;
+  version: string;
+  camera: Camera;
+  queue: CaptureQueue;
+  store: ImageStore;
+  logs: NodeLogger;
+  telemetry: Telemetry;
+  events: EventBus;
+  logger: Logger;
+  maxLogLines: number;
+  /** Status blocks contributed by optional parts (mqtt, delivery), read at every status(). */
+  statusParts: ReadonlyMap<string, () => unknown>;
+  isStopping: () => boolean;
+}
+
+export function createCommands(options: CommandsOptions): Commands {
+  const { camera, queue, store, events } = options;
+  const logger = options.logger.child({ part: 'commands' });
+  const counters: CaptureCounters = { total: 0, failed: 0, last_at: null, last_error: null };
+
+  async function captureNow(params: CaptureParams, context: CommandContext, signal: AbortSignal): Promise<CaptureResult> {
+    if (options.isStopping()) throw new NodeError('shutting_down', 'the node is shutting down');
+    const started = Date.now();
+    const evicted = await store.reserve(camera.expectedDngBytes());
+    const output = await camera.capture({ outputBase: store.tempBase(), settings: params, signal });
+    const sidecars = [output.jpegPath, `${output.dngPath.slice(0, -'.dng'.length)}.json`].filter((p): p is string => p !== null);
+    try {
+      const preview = output.jpegPath ? await readPreview(output.jpegPath) : null;
+      const image = await store.commit(output.dngPath, new Date(output.triggeredAt));
+      const duration_ms = Date.now() - started;
+      counters.total++;
+      counters.last_at = image.created;
+      logger.info({ filename: image.filename, size: image.size, duration_ms, source: context.source, request_id: context.requestId }, 'captured');
+      events.emit('captured', { image, duration_ms, metadata: output.metadata, preview, ...(context.requestId ? { request_id: context.requestId } : {}) });
+      return {
+        status: 'success',
+        file_info: {
+          filename: image.filename,
+          filepath: store.pathOf(image.filename),
+          timestamp: image.created,
+          size: image.size,
+          metadata: output.metadata,
+        },
+        node_id: options.nodeId,
+        duration_ms,
+        evicted: evicted.map((e) => e.filename),
+      };
+    } catch (err) {
+      await store.discard([output.dngPath]);
+      throw err;
+    } finally {
+      await store.discard(sidecars);
+    }
+  }
+
+  return {
+    async capture(params, context) {
+      try {
+        return await queue.run((queueSignal) => {
+          const signal = context.signal ? AbortSignal.any([queueSignal, context.signal]) : queueSignal;
+          return captureNow(params, context, signal);
+        });
+      } catch (err) {
+        const error = toNodeError(err);
+        counters.failed++;
+        counters.last_error = `${error.code}: ${error.message}`;
+        // A refused request (busy, stopping) is not a camera failure worth an event for every retry.
+        if (error.code !== 'busy') {
+          logger.warn({ err, code: error.code, source: context.source, request_id: context.requestId }, 'capture failed');
+          events.emit('capture_failed', { code: error.code, message: error.message, ...(context.requestId ? { request_id: context.requestId } : {}) });
+        }
+        throw error;
+      }
+    },
+
+    list() {
+      const images = store.list();
+      return { images, count: images.length };
+    },
+
+    image(filename) {
+      const info = store.get(filename);
+      return { info, path: store.pathOf(info.filename) };
+    },
+
+    async delete(filename, context) {
+      const image = await store.delete(filename);
+      logger.info({ filename: image.filename, source: context.source, request_id: context.requestId }, 'image deleted');
+      return { status: 'success', message: `Deleted ${image.filename}`, filename: image.filename };
+    },
+
+    async logs(lines) {
+      if (!Number.isInteger(lines) || lines < 1 || lines > options.maxLogLines) {
+        throw new NodeError('bad_request', `lines must be an integer from 1 to ${options.maxLogLines}`);
+      }
+      const logs = await options.logs.tail(lines);
+      return { logs, lines: logs.length };
+    },
+
+    status(): NodeStatus {
+      const extras: Record<string, unknown> = {};
+      for (const [part, read] of options.statusParts) extras[part] = read();
+      return buildStatus({
+        nodeId: options.nodeId,
+        version: options.version,
+        stopping: options.isStopping(),
+        camera: camera.info(),
+        queueSize: queue.size(),
+        usage: store.usage(),
+        system: options.telemetry.snapshot(),
+        captures: counters,
+        extras,
+      });
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import cors from '@fastify/cors';
+import type { Logger } from 'pino';
+import type { Commands } from '../commands/types.js';
+import { NodeError } from '../errors.js';
+import { bearerAuth } from './auth.js';
+import { createRateLimiter } from './rate-limit.js';
+import { registerRoutes } from './routes.js';
+
+export interface HttpServerOptions {
+  commands: Commands;
+  logger: Logger;
+  corsOrigins: string[];
+  httpToken?: string;
+  /** Requests per minute per client address; 0 = unlimited. */
+  rateLimit: number;
+  maxLogLines: number;
+  /** Extra routes from optional parts (e.g. /metrics), registered on the same instance. */
+  plugins?: Array<(app: FastifyInstance) => void>;
+}
+
+/**
+ * Builds the HTTP API without listening, so tests can `listen({ port: 0 })` and the node decides
+ * where. Errors leave in FastAPI's shape, `{"detail": "..."}`, with the code from the catalogue.
+ */
+export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
+  const logger = options.logger.child({ part: 'http' });
+  const app = Fastify({
+    // Typed as fastify's base logger so routes and plugins see the default instance type.
+    loggerInstance: logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: 64 * 1024,
+    // Unknown query parameters are an error, not silently dropped: `?shuter=100` must not "work".
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
+    forceCloseConnections: 'idle',
+  });
+
+  app.setErrorHandler((error: FastifyError | NodeError, request, reply) => {
+    if (error instanceof NodeError) {
+      const level = error.httpStatus >= 500 ? 'error' : 'warn';
+      request.log[level]({ code: error.code, url: request.url }, error.message);
+      return reply.code(error.httpStatus).send({ detail: error.message, code: error.code });
+    }
+    if (error.validation) {
+      const detail = `${error.validationContext ?? 'request'}${error.message.replace(/^\w+/, '')}`;
+      request.log.warn({ url: request.url, detail }, 'invalid request');
+      return reply.code(400).send({ detail, code: 'bad_request' });
+    }
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status >= 500) {
+      request.log.error({ err: error, url: request.url }, 'request failed');
+      return reply.code(500).send({ detail: 'Internal server error', code: 'internal' });
+    }
+    return reply.code(status).send({ detail: error.message, code: status === 413 ? 'payload_too_large' : 'bad_request' });
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ detail: 'Not Found', code: 'not_found' }));
+
+  app.addHook('onResponse', async (request, reply) => {
+    const quiet = request.method === 'GET' && (request.url === '/health' || request.url === '/status' || request.url === '/metrics');
+    request.log[quiet ? 'debug' : 'info'](
+      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'http request',
+    );
+  });
+
+  const origins = options.corsOrigins;
+  await app.register(cors, { origin: origins.includes('*') ? '*' : origins, methods: ['GET', 'POST', 'DELETE'] });
+  if (options.rateLimit > 0) app.addHook('onRequest', createRateLimiter({ perMinute: options.rateLimit }));
+  if (options.httpToken) app.addHook('onRequest', bearerAuth(options.httpToken, ['/health']));
+
+  registerRoutes(app, options.commands, { maxLogLines: options.maxLogLines });
+  for (const plugin of options.plugins ?? []) plugin(app);
+  return app;
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+import { ConfigError, configHelp, loadConfig } from './config/config.js';
+import { createNode, VERSION } from './node.js';
+
+const USAGE = `camera-node ${VERSION}: a Raspberry Pi camera node for an MQTT fleet.
+
+Usage:
+  camera-node [--config FILE] [options]     run the node (HTTP API + MQTT)
+  camera-node --help | --version
+
+Every option can also be set as an environment variable (shown under it) or as a key of the JSON
+config file (the option name with underscores). Precedence: options > environment > file > defaults.
+
+Options:
+  --config <file>
+      CONFIG_FILE. JSON config file, validated against schemas/config.schema.json.
+${configHelp()}
+`;
+
+async function runDaemon(argv: string[]): Promise<number> {
+  const config = await loadConfig({ argv, env: process.env });
+  const node = createNode(config, { logStdout: true });
+
+  let stopping = false;
+  let onStopped: (code: number) => void = () => undefined;
+  const stopped = new Promise<number>((resolveStopped) => {
+    onStopped = resolveStopped;
+  });
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      // A second signal means "now": the operator has given up waiting.
+      process.stderr.write(`camera-node: ${signal} again, exiting at once\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stderr.write(`camera-node: ${signal} received, stopping\n`);
+    node.stop().then(
+      () => onStopped(0),
+      () => onStopped(1),
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('unhandledRejection', (reason) => {
+    // A bug, not bad input: keep serving, but make it loud.
+    process.stderr.write(`camera-node: unhandled promise rejection: ${reason instanceof Error ? reason.stack : String(reason)}\n`);
+  });
+
+  await node.start();
+  return stopped;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (argv.includes('--version')) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  return runDaemon(argv);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`camera-node: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`camera-node: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

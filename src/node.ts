@@ -1,0 +1,232 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.js';
+import { redactConfig } from './config/config.js';
+import { createCamera } from './camera/camera.js';
+import { createCaptureQueue } from './camera/queue.js';
+import { createCommands } from './commands/commands.js';
+import type { Commands } from './commands/types.js';
+import { EventBus } from './events.js';
+import { createHttpServer } from './http/server.js';
+import { createNodeLogger } from './logs/logger.js';
+import type { NodeLogger } from './logs/types.js';
+import { startEmbeddedBroker } from './mqtt/broker.js';
+import { createMqttPlane, type MqttPlane } from './mqtt/plane.js';
+import { createImageStore } from './storage/store.js';
+import { createTelemetry } from './telemetry/sampler.js';
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export interface NodeOptions {
+  /** Extra environment for the camera process (the simulator's knobs in tests and benches). */
+  cameraEnv?: Record<string, string>;
+  /** Write logs to stdout as well as the file (the daemon does; tests and benches do not). */
+  logStdout?: boolean;
+  /** Thermal sensor file override (tests: a Pi's thermal zone cannot exist here). */
+  thermalZonePath?: string;
+}
+
+export interface CameraNode {
+  readonly config: Config;
+  /** Base URL of the HTTP API once started, e.g. `http://127.0.0.1:5003`. */
+  readonly httpUrl: string | null;
+  /** Broker URL the node uses (the embedded broker's when mqtt_url is unset). */
+  readonly mqttUrl: string | null;
+  readonly commands: Commands;
+  readonly events: EventBus;
+  readonly logger: Logger;
+  start(): Promise<void>;
+  /** Reverse order of start; safe to call twice and after a failed start. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: builds every part from one config object and wires them. Nothing here is
+ * module-level state, so several nodes can live in one process (the fleet benchmarks do).
+ */
+export function createNode(config: Config, options: NodeOptions = {}): CameraNode {
+  const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
+  let stopping = false;
+  let started: Promise<void> | null = null;
+  let nodeLogger: NodeLogger | null = null;
+  let commands: Commands | null = null;
+  let events: EventBus | null = null;
+  let abortWork: () => Promise<void> = async () => undefined;
+  let httpUrl: string | null = null;
+  let mqttUrl: string | null = null;
+  const statusParts = new Map<string, () => unknown>();
+
+  const require = <T>(value: T | null, what: string): T => {
+    if (value === null) throw new Error(`node not started: ${what} unavailable`);
+    return value;
+  };
+
+  async function startParts(): Promise<void> {
+    const logs = await createNodeLogger({
+      dir: resolve(config.log_dir),
+      name: 'camera_node',
+      maxSizeMb: config.max_log_size_mb,
+      maxFiles: config.max_log_files,
+      level: config.log_level,
+      stdout: options.logStdout ?? false,
+    });
+    nodeLogger = logs;
+    const logger = logs.logger.child({ node_id: config.node_id });
+    stops.push({ name: 'logger', stop: () => logs.close() });
+    logger.info({ version: VERSION, config: redactConfig(config) }, 'camera-node starting');
+
+    const bus = new EventBus(logger);
+    events = bus;
+
+    const store = createImageStore(
+      {
+        dir: resolve(config.capture_dir),
+        limitBytes: Math.floor(config.storage_limit_mb * 1024 * 1024),
+        minFreeBytes: Math.floor(config.min_free_disk_mb * 1024 * 1024),
+        evictUndelivered: config.evict_undelivered,
+      },
+      logger,
+    );
+    await store.start();
+    stops.push({ name: 'store', stop: () => store.stop() });
+    store.on('evicted', (image, reason) => bus.emit('evicted', { image, reason }));
+    store.on('deleted', (image) => bus.emit('deleted', { image }));
+
+    const telemetry = createTelemetry(
+      {
+        diskPath: resolve(config.capture_dir),
+        sampleIntervalMs: config.status_sample_interval_s * 1000,
+        ...(options.thermalZonePath ? { thermalZonePath: options.thermalZonePath } : {}),
+      },
+      logger,
+    );
+    await telemetry.start();
+    stops.push({ name: 'telemetry', stop: () => telemetry.stop() });
+
+    const camera = createCamera({
+      backend: config.camera_backend,
+      ...(config.camera_command ? { command: config.camera_command } : {}),
+      captureTimeoutMs: config.capture_timeout_s * 1000,
+      immediate: config.camera_immediate,
+      cameraIndex: config.camera_index,
+      probeIntervalMs: config.camera_check_interval_s * 1000,
+      ...(options.cameraEnv ? { env: options.cameraEnv } : {}),
+      logger,
+    });
+    await camera.start();
+    stops.push({ name: 'camera', stop: () => camera.stop() });
+    camera.onChange((info) => bus.emit('camera_changed', { camera: info }));
+
+    const queue = createCaptureQueue({ maxPending: config.max_queued_captures });
+    // Stopping aborts the capture in flight (its temp files are removed) and refuses the waiting ones
+    // first of all, so the HTTP server is not kept open waiting on a capture.
+    abortWork = async () => {
+      queue.close('the node is shutting down');
+      await queue.idle();
+    };
+
+    commands = createCommands({
+      nodeId: config.node_id,
+      version: VERSION,
+      camera,
+      queue,
+      store,
+      logs,
+      telemetry,
+      events: bus,
+      logger,
+      maxLogLines: config.max_log_lines,
+      statusParts,
+      isStopping: () => stopping,
+    });
+
+    const app = await createHttpServer({
+      commands,
+      logger,
+      corsOrigins: config.cors_origins,
+      ...(config.http_token ? { httpToken: config.http_token } : {}),
+      rateLimit: config.http_rate_limit,
+      maxLogLines: config.max_log_lines,
+    });
+    await app.listen({ host: config.host, port: config.port });
+    stops.push({ name: 'http', stop: () => app.close() });
+    const address = app.server.address() as AddressInfo;
+    const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+    httpUrl = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${address.port}`;
+    logger.info({ url: httpUrl }, 'HTTP API listening');
+
+    if (config.mqtt_enabled) {
+      let url: string | undefined = config.mqtt_url;
+      if (!url) {
+        const broker = await startEmbeddedBroker({ host: config.mqtt_host, port: config.mqtt_port, logger });
+        stops.push({ name: 'embedded broker', stop: () => broker.stop() });
+        url = broker.url;
+        logger.info({ url, port: broker.port }, 'no MQTT_URL set: started the embedded MQTT broker');
+      }
+      mqttUrl = url;
+      const plane: MqttPlane = createMqttPlane({ config, url, commands, events: bus, logger, version: VERSION });
+      statusParts.set('mqtt', () => plane.status());
+      await plane.start();
+      stops.push({ name: 'mqtt', stop: () => plane.stop() });
+    }
+    logger.info({ node_id: config.node_id, camera: camera.info().backend, sensor: camera.info().sensor }, 'camera-node started');
+  }
+
+  async function stopParts(): Promise<void> {
+    const logger = nodeLogger?.logger;
+    logger?.info('camera-node stopping');
+    try {
+      await abortWork();
+    } catch (err) {
+      logger?.error({ err }, 'failed to abort captures');
+    }
+    // Reverse order of start, each in its own try: one part failing to stop must not keep the others running.
+    for (const part of stops.reverse().splice(0)) {
+      if (part.name === 'logger') logger?.info('camera-node stopped');
+      try {
+        await part.stop();
+      } catch (err) {
+        logger?.error({ err, part: part.name }, 'failed to stop part');
+      }
+    }
+  }
+
+  let stopped: Promise<void> | null = null;
+  return {
+    config,
+    get httpUrl() {
+      return httpUrl;
+    },
+    get mqttUrl() {
+      return mqttUrl;
+    },
+    get commands() {
+      return require(commands, 'commands');
+    },
+    get events() {
+      return require(events, 'events');
+    },
+    get logger() {
+      return require(nodeLogger, 'logger').logger;
+    },
+    start() {
+      started ??= startParts().catch(async (err: unknown) => {
+        await stopParts();
+        throw err;
+      });
+      return started;
+    },
+    stop() {
+      stopping = true;
+      stopped ??= (async () => {
+        await started?.catch(() => undefined);
+        await stopParts();
+      })();
+      return stopped;
+    },
+  };
+}

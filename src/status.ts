@@ -1,0 +1,72 @@
+import type { CameraInfo } from './camera/types.js';
+import type { StorageUsage } from './storage/types.js';
+import type { SystemSnapshot } from './telemetry/types.js';
+
+/** `schemas/status.schema.json` as a type (a test validates real status objects against the schema). */
+export interface NodeStatus {
+  status: 'online' | 'degraded' | 'stopping';
+  storage: { used_mb: number; limit_mb: number; available_mb: number; image_count: number; disk_free_mb: number };
+  system: SystemSnapshot;
+  node_id: string;
+  timestamp: string;
+  version: string;
+  camera: Pick<CameraInfo, 'backend' | 'command' | 'connected' | 'sensor' | 'simulated' | 'mode' | 'checked_at' | 'last_error'> & {
+    queue: number;
+  };
+  captures: { total: number; failed: number; last_at: string | null; last_error: string | null };
+  /** Extra blocks contributed by optional parts (mqtt, delivery), keyed by part. */
+  [part: string]: unknown;
+}
+
+export interface CaptureCounters {
+  total: number;
+  failed: number;
+  last_at: string | null;
+  last_error: string | null;
+}
+
+const MB = 1024 * 1024;
+const mb = (bytes: number): number => Math.round((bytes / MB) * 100) / 100;
+
+export interface StatusInputs {
+  nodeId: string;
+  version: string;
+  stopping: boolean;
+  camera: CameraInfo;
+  queueSize: number;
+  usage: StorageUsage;
+  system: SystemSnapshot;
+  captures: CaptureCounters;
+  extras: Record<string, unknown>;
+}
+
+export function buildStatus(inputs: StatusInputs): NodeStatus {
+  const { camera, usage } = inputs;
+  return {
+    status: inputs.stopping ? 'stopping' : camera.connected ? 'online' : 'degraded',
+    storage: {
+      used_mb: mb(usage.used_bytes),
+      limit_mb: mb(usage.limit_bytes),
+      available_mb: mb(usage.available_bytes),
+      image_count: usage.image_count,
+      disk_free_mb: mb(usage.disk_free_bytes),
+    },
+    system: inputs.system,
+    node_id: inputs.nodeId,
+    timestamp: new Date().toISOString(),
+    version: inputs.version,
+    camera: {
+      backend: camera.backend,
+      command: camera.command,
+      connected: camera.connected,
+      sensor: camera.sensor,
+      simulated: camera.simulated,
+      mode: camera.mode,
+      checked_at: camera.checked_at,
+      last_error: camera.last_error,
+      queue: inputs.queueSize,
+    },
+    captures: { ...inputs.captures },
+    ...inputs.extras,
+  };
+}

@@ -1,0 +1,24 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { configProperties, envName } from '../src/config/config.js';
+import { SCHEMA_FILES } from '../src/schemas.js';
+
+const README = new URL('../../README.md', import.meta.url);
+
+test('the README documents every configuration variable', async () => {
+  const readme = await readFile(README, 'utf8');
+  const missing = Object.keys(configProperties()).map(envName).filter((name) => !readme.includes(`\`${name}\``) && !readme.includes(`${name}\``));
+  assert.deepEqual(missing, []);
+});
+
+test('the README links every protocol schema and shows the quick start on its first screen', async () => {
+  const readme = await readFile(README, 'utf8');
+  for (const file of SCHEMA_FILES) {
+    if (file === 'config.schema.json' || file === 'capture-settings.schema.json' || readme.includes(file)) continue;
+    assert.fail(`README does not link schemas/${file}`);
+  }
+  const firstScreen = readme.split('\n').slice(0, 40).join('\n');
+  assert.match(firstScreen, /npm install && npm start/);
+  assert.match(firstScreen, /npm test/);
+});
