@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { redactConfig } from './config/config.js';
 import { createCamera } from './camera/camera.js';
 import { createCaptureQueue } from './camera/queue.js';
+import { createWarmCamera } from './camera/warm.js';
 import { createCommands } from './commands/commands.js';
+import { createCaptureScheduler, DEFAULT_LEAD_MS } from './commands/schedule.js';
+import { createTimelapse, type Timelapse } from './schedule/timelapse.js';
 import type { Commands } from './commands/types.js';
 import { EventBus } from './events.js';
 import { createHttpServer } from './http/server.js';
@@ -36,6 +39,8 @@ export interface CameraNode {
   readonly httpUrl: string | null;
   /** Broker URL the node uses (the embedded broker's when mqtt_url is unset). */
   readonly mqttUrl: string | null;
+  /** The MQTT plane once started; null when MQTT is disabled. */
+  readonly mqtt: MqttPlane | null;
   readonly commands: Commands;
   readonly events: EventBus;
   readonly logger: Logger;
@@ -58,6 +63,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
   let abortWork: () => Promise<void> = async () => undefined;
   let httpUrl: string | null = null;
   let mqttUrl: string | null = null;
+  let mqttPlane: MqttPlane | null = null;
   const statusParts = new Map<string, () => unknown>();
 
   const require = <T>(value: T | null, what: string): T => {
@@ -107,7 +113,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
     await telemetry.start();
     stops.push({ name: 'telemetry', stop: () => telemetry.stop() });
 
-    const camera = createCamera({
+    const cameraOptions = {
       backend: config.camera_backend,
       ...(config.camera_command ? { command: config.camera_command } : {}),
       captureTimeoutMs: config.capture_timeout_s * 1000,
@@ -116,16 +122,31 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       probeIntervalMs: config.camera_check_interval_s * 1000,
       ...(options.cameraEnv ? { env: options.cameraEnv } : {}),
       logger,
-    });
+    };
+    // The warm app's frames live beside the store's temp dir (same file system: they are renamed).
+    const camera =
+      config.camera_mode === 'warm'
+        ? createWarmCamera({ ...cameraOptions, warmDir: join(resolve(config.capture_dir), '.warm') })
+        : createCamera(cameraOptions);
     await camera.start();
     stops.push({ name: 'camera', stop: () => camera.stop() });
     camera.onChange((info) => bus.emit('camera_changed', { camera: info }));
 
     const queue = createCaptureQueue({ maxPending: config.max_queued_captures });
+    const scheduler = createCaptureScheduler({
+      maxAheadMs: config.max_schedule_ahead_s * 1000,
+      toleranceMs: config.schedule_tolerance_ms,
+      maxPending: config.max_scheduled_captures,
+    });
+    let timelapse: Timelapse | null = null;
+    statusParts.set('schedule', () => ({ pending: scheduler.pending(), timelapse: timelapse?.status() ?? null }));
     // Stopping aborts the capture in flight (its temp files are removed) and refuses the waiting ones
-    // first of all, so the HTTP server is not kept open waiting on a capture.
+    // (scheduled ones too) first of all, so the HTTP server is not kept open waiting on a capture.
     abortWork = async () => {
+      const timelapseStopped = timelapse?.stop();
+      scheduler.close('the node is shutting down');
       queue.close('the node is shutting down');
+      await timelapseStopped;
       await queue.idle();
     };
 
@@ -142,6 +163,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       maxLogLines: config.max_log_lines,
       statusParts,
       isStopping: () => stopping,
+      scheduler,
     });
 
     const app = await createHttpServer({
@@ -160,18 +182,36 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
     logger.info({ url: httpUrl }, 'HTTP API listening');
 
     if (config.mqtt_enabled) {
-      let url: string | undefined = config.mqtt_url;
+      let url = config.mqtt_url;
+      // aedes speaks MQTT 3.1.1 only, so the node talks 3.1.1 to its embedded broker.
+      let protocolVersion = config.mqtt_protocol_version;
       if (!url) {
         const broker = await startEmbeddedBroker({ host: config.mqtt_host, port: config.mqtt_port, logger });
         stops.push({ name: 'embedded broker', stop: () => broker.stop() });
         url = broker.url;
-        logger.info({ url, port: broker.port }, 'no MQTT_URL set: started the embedded MQTT broker');
+        protocolVersion = 4;
+        logger.info({ url, port: broker.port }, 'no MQTT_URL set: started the embedded MQTT broker (MQTT 3.1.1)');
       }
       mqttUrl = url;
-      const plane: MqttPlane = createMqttPlane({ config, url, commands, events: bus, logger, version: VERSION });
+      const plane: MqttPlane = createMqttPlane({ config, url, commands, events: bus, logger, version: VERSION, protocolVersion });
+      mqttPlane = plane;
       statusParts.set('mqtt', () => plane.status());
       await plane.start();
       stops.push({ name: 'mqtt', stop: () => plane.stop() });
+    }
+    if (config.timelapse_interval_s > 0) {
+      const nodeCommands = commands;
+      timelapse = createTimelapse({
+        intervalS: config.timelapse_interval_s,
+        ...(config.timelapse_start ? { start: config.timelapse_start } : {}),
+        ...(config.timelapse_stop ? { stop: config.timelapse_stop } : {}),
+        capture: (at) => nodeCommands.capture(at === undefined ? {} : { at }, { source: 'schedule' }),
+        logger,
+        leadMs: DEFAULT_LEAD_MS,
+      });
+      timelapse.start();
+      const running = timelapse;
+      stops.push({ name: 'timelapse', stop: () => running.stop() });
     }
     logger.info({ node_id: config.node_id, camera: camera.info().backend, sensor: camera.info().sensor }, 'camera-node started');
   }
@@ -203,6 +243,9 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
     },
     get mqttUrl() {
       return mqttUrl;
+    },
+    get mqtt() {
+      return mqttPlane;
     },
     get commands() {
       return require(commands, 'commands');

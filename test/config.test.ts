@@ -32,6 +32,8 @@ const CONFIG_KEYS: Record<ConfigKey, true> = {
   mqtt_protocol_version: true, mqtt_topic_prefix: true, mqtt_session_expiry_s: true,
   mqtt_max_command_bytes: true, groups: true, telemetry_interval_s: true,
   ha_discovery: true, ha_discovery_prefix: true, public_url: true,
+  camera_mode: true, max_schedule_ahead_s: true, schedule_tolerance_ms: true, max_scheduled_captures: true,
+  timelapse_interval_s: true, timelapse_start: true, timelapse_stop: true,
 };
 
 test('the Config type and schemas/config.schema.json have the same keys', () => {

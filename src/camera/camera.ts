@@ -1,6 +1,7 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NodeError } from '../errors.js';
+import { preciseNow, waitUntil } from '../schedule/clock.js';
 import { capturePaths, coldCaptureArgs, MAX_OUTPUT_PATH_BYTES, outputFormat, type CapturePaths } from './args.js';
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
 import { resolveBackend, type AppInvocation } from './backend.js';
@@ -32,7 +33,7 @@ async function readMetadata(path: string): Promise<Record<string, unknown> | nul
  * because combining the camera's long-lived signal per capture leaks on Node 20 (nodejs/node#55351):
  * a daemon capturing every minute for months would keep every combined signal alive.
  */
-function linkedController(sources: ReadonlyArray<AbortSignal | undefined>): { signal: AbortSignal; dispose: () => void } {
+export function linkedController(sources: ReadonlyArray<AbortSignal | undefined>): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const linked: Array<{ source: AbortSignal; onAbort: () => void }> = [];
   for (const source of sources) {
@@ -165,7 +166,13 @@ export function createCamera(options: CameraOptions): Camera {
       throw new NodeError('camera_failed', `output path too long for the camera app (over ${MAX_OUTPUT_PATH_BYTES} bytes)`, { details: { path: paths.jpegPath } });
     }
     const args = coldCaptureArgs({ outputBase: resolve(request.outputBase), settings: request.settings, immediate: options.immediate, cameraIndex: options.cameraIndex });
-    const triggeredAt = Date.now();
+    if (request.at !== undefined) {
+      // A scheduled capture: the app is started at that instant (its own start cost comes after).
+      await waitUntil(request.at, signal).catch(() => {
+        throw lifetime.signal.aborted ? new NodeError('shutting_down', 'capture aborted: the camera is stopping') : signal.reason instanceof NodeError ? signal.reason : new NodeError('camera_failed', 'capture aborted');
+      });
+    }
+    const triggeredAt = preciseNow();
     logger.debug({ file: app.file, args }, 'capture starting');
     const result = await runApp(app, args, runOptions(options.captureTimeoutMs, signal));
     try {

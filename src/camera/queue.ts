@@ -9,9 +9,10 @@ export interface CaptureQueue {
   /**
    * Runs `job` after every job queued before it, alone. `signal` aborts when the queue is closed
    * while the job runs. Rejects at once with `busy` (details.pending) when the queue is full, and
-   * with `shutting_down` once closed.
+   * with `shutting_down` once closed. A `front` job (a scheduled capture whose time has come) goes
+   * ahead of the waiting ones and is never refused as busy: it was accepted when it was scheduled.
    */
-  run<T>(job: (signal: AbortSignal) => Promise<T>): Promise<T>;
+  run<T>(job: (signal: AbortSignal) => Promise<T>, options?: { front?: boolean }): Promise<T>;
   /** Running + waiting jobs. */
   size(): number;
   /** Refuses new jobs, rejects the waiting ones and aborts the running one. */
@@ -23,6 +24,7 @@ export interface CaptureQueue {
 interface Waiting {
   start: () => void;
   reject: (err: NodeError) => void;
+  front: boolean;
 }
 
 /**
@@ -48,9 +50,9 @@ export function createCaptureQueue(options: CaptureQueueOptions): CaptureQueue {
   }
 
   return {
-    run<T>(job: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    run<T>(job: (signal: AbortSignal) => Promise<T>, runOptions: { front?: boolean } = {}): Promise<T> {
       if (closedReason !== null) return Promise.reject(new NodeError('shutting_down', closedReason));
-      if (running !== null && waiting.length >= options.maxPending) {
+      if (!runOptions.front && running !== null && waiting.length >= options.maxPending) {
         return Promise.reject(
           new NodeError('busy', 'the camera is busy: too many captures queued', {
             details: { pending: waiting.length, max_pending: options.maxPending },
@@ -80,7 +82,13 @@ export function createCaptureQueue(options: CaptureQueueOptions): CaptureQueue {
               },
             );
         };
-        waiting.push({ start, reject });
+        if (runOptions.front) {
+          // Behind earlier front jobs (scheduled ones keep their order), ahead of plain ones.
+          const firstPlain = waiting.findIndex((entry) => !entry.front);
+          waiting.splice(firstPlain === -1 ? waiting.length : firstPlain, 0, { start, reject, front: true });
+        } else {
+          waiting.push({ start, reject, front: false });
+        }
         next();
       });
     },

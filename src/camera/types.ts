@@ -51,6 +51,11 @@ export interface CaptureRequest {
   outputBase: string;
   settings: CaptureSettings;
   signal?: AbortSignal;
+  /**
+   * Trigger at this instant (epoch ms, this machine's clock) rather than at once: everything that
+   * can be done beforehand is, then the app is told to capture (warm: SIGUSR1; cold: it is started).
+   */
+  at?: number;
 }
 
 export interface CaptureOutput {
@@ -58,7 +63,7 @@ export interface CaptureOutput {
   jpegPath: string | null;
   /** The frame metadata the app wrote with `--metadata` (exposure, gains, lux...), when available. */
   metadata: Record<string, unknown> | null;
-  /** When the app was asked to capture (epoch ms) and when its files were complete. */
+  /** When the app was asked to capture (epoch ms, fractional) and when its files were complete. */
   triggeredAt: number;
   completedAt: number;
 }

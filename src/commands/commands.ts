@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Camera } from '../camera/types.js';
+import type { Camera, CaptureSettings } from '../camera/types.js';
 import type { CaptureQueue } from '../camera/queue.js';
 import type { ImageStore } from '../storage/types.js';
 import type { NodeLogger } from '../logs/types.js';
@@ -7,8 +7,11 @@ import type { Telemetry } from '../telemetry/types.js';
 import type { EventBus } from '../events.js';
 import { NodeError, toNodeError } from '../errors.js';
 import { buildStatus, type CaptureCounters, type NodeStatus } from '../status.js';
+import { preciseNow } from '../schedule/clock.js';
+import { runCapturePlan, type FrameDone } from './burst.js';
 import { readPreview } from './preview.js';
-import type { CaptureParams, CaptureResult, CommandContext, Commands } from './types.js';
+import { planCapture, type CaptureScheduler } from './schedule.js';
+import type { CommandContext, Commands } from './types.js';
 
 export interface CommandsOptions {
   nodeId: string;
@@ -24,6 +27,8 @@ export interface CommandsOptions {
   /** Status blocks contributed by optional parts (mqtt, delivery), read at every status(). */
   statusParts: ReadonlyMap<string, () => unknown>;
   isStopping: () => boolean;
+  /** Where scheduled captures (`at`) and bursts wait for their instants, outside the queue. */
+  scheduler: CaptureScheduler;
 }
 
 export function createCommands(options: CommandsOptions): Commands {
@@ -31,11 +36,11 @@ export function createCommands(options: CommandsOptions): Commands {
   const logger = options.logger.child({ part: 'commands' });
   const counters: CaptureCounters = { total: 0, failed: 0, last_at: null, last_error: null };
 
-  async function captureNow(params: CaptureParams, context: CommandContext, signal: AbortSignal): Promise<CaptureResult> {
+  async function captureNow(params: CaptureSettings, context: CommandContext, signal: AbortSignal, at?: number): Promise<FrameDone> {
     if (options.isStopping()) throw new NodeError('shutting_down', 'the node is shutting down');
     const started = Date.now();
     const evicted = await store.reserve(camera.expectedDngBytes());
-    const output = await camera.capture({ outputBase: store.tempBase(), settings: params, signal });
+    const output = await camera.capture({ outputBase: store.tempBase(), settings: params, signal, ...(at === undefined ? {} : { at }) });
     const sidecars = [output.jpegPath, `${output.dngPath.slice(0, -'.dng'.length)}.json`].filter((p): p is string => p !== null);
     try {
       const preview = output.jpegPath ? await readPreview(output.jpegPath) : null;
@@ -45,8 +50,8 @@ export function createCommands(options: CommandsOptions): Commands {
       counters.last_at = image.created;
       logger.info({ filename: image.filename, size: image.size, duration_ms, source: context.source, request_id: context.requestId }, 'captured');
       events.emit('captured', { image, duration_ms, metadata: output.metadata, preview, ...(context.requestId ? { request_id: context.requestId } : {}) });
-      return {
-        status: 'success',
+      const result = {
+        status: 'success' as const,
         file_info: {
           filename: image.filename,
           filepath: store.pathOf(image.filename),
@@ -57,7 +62,10 @@ export function createCommands(options: CommandsOptions): Commands {
         node_id: options.nodeId,
         duration_ms,
         evicted: evicted.map((e) => e.filename),
+        triggered_at: new Date(output.triggeredAt).toISOString(),
+        ...(at === undefined ? {} : { scheduled_at: new Date(at).toISOString(), late_ms: Math.round((output.triggeredAt - at) * 100) / 100 }),
       };
+      return { result, triggeredAt: output.triggeredAt };
     } catch (err) {
       await store.discard([output.dngPath]);
       throw err;
@@ -66,22 +74,39 @@ export function createCommands(options: CommandsOptions): Commands {
     }
   }
 
+  function recordFailure(error: NodeError, context: CommandContext): void {
+    counters.failed++;
+    counters.last_error = `${error.code}: ${error.message}`;
+    // A refused request (busy, stopping) is not a camera failure worth an event for every retry.
+    if (error.code !== 'busy') {
+      logger.warn({ err: error, code: error.code, source: context.source, request_id: context.requestId }, 'capture failed');
+      events.emit('capture_failed', { code: error.code, message: error.message, ...(context.requestId ? { request_id: context.requestId } : {}) });
+    }
+  }
+
   return {
     async capture(params, context) {
+      // A bad `at`, count or interval is the request's fault, not a failed capture.
+      const plan = planCapture(params, options.scheduler.limits, preciseNow());
       try {
-        return await queue.run((queueSignal) => {
-          const signal = context.signal ? AbortSignal.any([queueSignal, context.signal]) : queueSignal;
-          return captureNow(params, context, signal);
+        return await runCapturePlan(plan, {
+          queue,
+          scheduler: options.scheduler,
+          ...(context.signal ? { signal: context.signal } : {}),
+          captureFrame: async (settings, at, queueSignal) => {
+            const signal = context.signal ? AbortSignal.any([queueSignal, context.signal]) : queueSignal;
+            try {
+              return await captureNow(settings, context, signal, at);
+            } catch (err) {
+              // Each failed frame of a burst counts (and is announced) on its own.
+              if (plan.count > 1) recordFailure(toNodeError(err), context);
+              throw err;
+            }
+          },
         });
       } catch (err) {
         const error = toNodeError(err);
-        counters.failed++;
-        counters.last_error = `${error.code}: ${error.message}`;
-        // A refused request (busy, stopping) is not a camera failure worth an event for every retry.
-        if (error.code !== 'busy') {
-          logger.warn({ err, code: error.code, source: context.source, request_id: context.requestId }, 'capture failed');
-          events.emit('capture_failed', { code: error.code, message: error.message, ...(context.requestId ? { request_id: context.requestId } : {}) });
-        }
+        if (plan.count === 1) recordFailure(error, context);
         throw error;
       }
     },

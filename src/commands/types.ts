@@ -12,9 +12,30 @@ export interface CommandContext {
   signal?: AbortSignal;
 }
 
-export interface CaptureParams extends CaptureSettings {}
+export interface CaptureParams extends CaptureSettings {
+  /** Fire at this instant on the node's clock: epoch ms, or ISO 8601 with a zone (see commands/schedule.ts). */
+  at?: number | string;
+  /** Frames in a burst (default 1). */
+  count?: number;
+  /** Gap between the instants of burst frames (default 0: back to back). */
+  interval_ms?: number;
+}
 
-/** The seed's capture response, kept exactly, plus the capture's metadata. */
+/** One frame of a burst: its file, or the error it ended with. */
+export interface BurstFrame {
+  index: number;
+  scheduled_at?: string;
+  triggered_at?: string;
+  late_ms?: number;
+  filename?: string;
+  error?: { code: string; message: string };
+}
+
+/**
+ * The seed's capture response, kept exactly, plus the capture's metadata and timing. A burst adds
+ * every frame (`files`, `frames`, each failed frame with its error); `file_info` is then its first
+ * file, and `failed` counts the frames that failed (a burst where every frame failed is an error).
+ */
 export interface CaptureResult {
   status: 'success';
   file_info: {
@@ -29,6 +50,17 @@ export interface CaptureResult {
   node_id: string;
   duration_ms: number;
   evicted: string[];
+  /** ISO 8601 (ms): when the camera was told to capture. */
+  triggered_at: string;
+  /** The `at` asked for (ISO 8601), for a scheduled capture. */
+  scheduled_at?: string;
+  /** triggered_at − scheduled_at in ms (fractional; negative = early), for a scheduled capture. */
+  late_ms?: number;
+  count?: number;
+  interval_ms?: number;
+  failed?: number;
+  files?: Array<CaptureResult['file_info']>;
+  frames?: BurstFrame[];
 }
 
 export interface ListResult {

@@ -25,6 +25,13 @@ export interface Config {
   capture_timeout_s: number;
   max_queued_captures: number;
   camera_check_interval_s: number;
+  camera_mode: 'cold' | 'warm';
+  max_schedule_ahead_s: number;
+  schedule_tolerance_ms: number;
+  max_scheduled_captures: number;
+  timelapse_interval_s: number;
+  timelapse_start?: string;
+  timelapse_stop?: string;
   cors_origins: string[];
   http_token?: string;
   http_rate_limit: number;

@@ -1,0 +1,217 @@
+import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { Commands } from '../commands/types.js';
+import type { Config } from '../config/config.js';
+import type { EventBus, NodeEventName } from '../events.js';
+import { createSchemaRegistry } from '../schemas.js';
+import { clientIdFor, connectionSettings, displayUrl, RECONNECT_MAX_MS, RECONNECT_MIN_MS } from './client-options.js';
+import { builtInActions, createCommandHandler, type ActionDefinition, type Reply } from './command-handler.js';
+import { eventMessage, telemetryMessage } from './publishers.js';
+import { commandTopics, nodeTopics, type NodeTopics } from './topics.js';
+
+export interface MqttPlaneOptions {
+  config: Config;
+  url: string;
+  commands: Commands;
+  events: EventBus;
+  logger: Logger;
+  version: string;
+  /** Overrides MQTT_PROTOCOL_VERSION (the embedded aedes broker speaks 3.1.1 only). */
+  protocolVersion?: 4 | 5;
+  /** Extra telemetry fields from other parts (load, clock health, delivery counts...). */
+  telemetryExtras?: () => Record<string, unknown>;
+}
+
+export interface MqttPlaneStatus {
+  connected: boolean;
+  broker: string;
+  client_id: string;
+  protocol_version: 4 | 5;
+  connects: number;
+  last_error: string | null;
+}
+
+/**
+ * The node on MQTT: takes commands from its own, the broadcast and its group topics, answers each,
+ * and keeps availability, status and telemetry retained.
+ *
+ * Other parts (image delivery, Home Assistant) build on it without owning a connection:
+ * `client()` is the connected mqtt.js client (null before start), `registerAction()` adds a command
+ * action, and `onConnect()` runs a hook after every (re)connect, once the node is subscribed.
+ */
+export interface MqttPlane {
+  readonly topics: NodeTopics;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): MqttPlaneStatus;
+  client(): MqttClient | null;
+  registerAction(name: string, action: ActionDefinition): void;
+  onConnect(hook: () => void | Promise<void>): void;
+}
+
+const OWNER = 'mqtt';
+const STATUS_DEBOUNCE_MS = 200;
+const STARTUP_WAIT_MS = 3000;
+const FORWARDED_EVENTS: NodeEventName[] = ['captured', 'deleted', 'evicted', 'capture_failed'];
+const STATUS_EVENTS: NodeEventName[] = [...FORWARDED_EVENTS, 'camera_changed', 'status_changed'];
+
+export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
+  const { config, commands, events } = options;
+  const logger = options.logger.child({ part: 'mqtt' });
+  const topics = nodeTopics(config.mqtt_topic_prefix, config.node_id);
+  const subscriptions = commandTopics(config.mqtt_topic_prefix, config.node_id, config.groups);
+  const protocolVersion = options.protocolVersion ?? config.mqtt_protocol_version;
+  const schemas = createSchemaRegistry({ useDefaults: true });
+  const actions = builtInActions(commands, schemas);
+  const handler = createCommandHandler({ nodeId: config.node_id, maxCommandBytes: config.mqtt_max_command_bytes, actions, logger });
+  const connectHooks: Array<() => void | Promise<void>> = [];
+  const state = { connected: false, connects: 0, lastError: null as string | null };
+  let client: MqttClient | null = null;
+  let telemetryTimer: NodeJS.Timeout | null = null;
+  let statusTimer: NodeJS.Timeout | null = null;
+  let stopping = false;
+
+  const publish = async (topic: string, payload: string | Buffer, retain = false): Promise<void> => {
+    if (!client || stopping) return;
+    try {
+      await client.publishAsync(topic, payload, { qos: 1, retain });
+    } catch (err) {
+      logger.warn({ topic, err: (err as Error).message }, 'publish failed');
+    }
+  };
+  const publishJson = (topic: string, value: unknown, retain = false) => publish(topic, JSON.stringify(value), retain);
+
+  const publishStatus = () => publishJson(topics.status, commands.status(), true);
+  const publishTelemetry = () => publishJson(topics.telemetry, telemetryMessage(commands.status(), options.telemetryExtras?.() ?? {}), true);
+  const scheduleStatus = (): void => {
+    statusTimer ??= setTimeout(() => {
+      statusTimer = null;
+      void publishStatus();
+    }, STATUS_DEBOUNCE_MS);
+  };
+
+  async function sendReply(packet: IPublishPacket, reply: Reply): Promise<void> {
+    const responseTopic = packet.properties?.responseTopic;
+    const correlationData = packet.properties?.correlationData;
+    if (!client || stopping) return;
+    try {
+      await client.publishAsync(responseTopic ?? topics.res, JSON.stringify(reply), {
+        qos: 1,
+        retain: false,
+        ...(responseTopic && correlationData ? { properties: { correlationData } } : {}),
+      });
+    } catch (err) {
+      logger.warn({ topic: responseTopic ?? topics.res, id: reply.id, err: (err as Error).message }, 'reply not sent');
+    }
+  }
+
+  function onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    if (!subscriptions.includes(topic)) return;
+    void handler.handle(payload, topic).then((reply) => sendReply(packet, reply));
+  }
+
+  async function onConnect(): Promise<void> {
+    state.connected = true;
+    state.connects += 1;
+    state.lastError = null;
+    if (client) client.options.reconnectPeriod = RECONNECT_MIN_MS;
+    logger.info({ broker: displayUrl(options.url), connects: state.connects }, 'connected to the MQTT broker');
+    try {
+      await client?.subscribeAsync(subscriptions, { qos: 1 });
+    } catch (err) {
+      logger.error({ err }, 'subscribing to the command topics failed');
+    }
+    await publish(topics.availability, 'online', true);
+    await Promise.all([publishStatus(), publishTelemetry()]);
+    for (const hook of connectHooks) {
+      try {
+        await hook();
+      } catch (err) {
+        logger.error({ err }, 'connect hook failed');
+      }
+    }
+  }
+
+  return {
+    topics,
+    client: () => client,
+    registerAction(name, action) {
+      if (actions.has(name)) throw new Error(`action ${name} is already registered`);
+      actions.set(name, action);
+    },
+    onConnect(hook) {
+      connectHooks.push(hook);
+    },
+    status: () => ({
+      connected: state.connected,
+      broker: displayUrl(options.url),
+      client_id: clientIdFor(config.node_id),
+      protocol_version: protocolVersion,
+      connects: state.connects,
+      last_error: state.lastError,
+    }),
+
+    async start() {
+      const settings = await connectionSettings(config, options.url, topics.availability, protocolVersion);
+      const mqttClient = mqtt.connect(settings.url, settings.options);
+      client = mqttClient;
+      mqttClient.on('message', onMessage);
+      mqttClient.on('connect', () => void onConnect());
+      mqttClient.on('error', (err) => {
+        state.lastError = err.message;
+        logger.warn({ err: err.message }, 'MQTT error');
+      });
+      // mqtt.js retries at a fixed period; doubling it per failed attempt spares a broker that is down.
+      mqttClient.on('offline', () => {
+        if (state.connected) logger.warn('disconnected from the MQTT broker; reconnecting');
+        state.connected = false;
+        mqttClient.options.reconnectPeriod = Math.min(RECONNECT_MAX_MS, (mqttClient.options.reconnectPeriod ?? RECONNECT_MIN_MS) * 2);
+      });
+      for (const event of STATUS_EVENTS) events.on(OWNER, event, scheduleStatus);
+      for (const event of FORWARDED_EVENTS) {
+        events.on(OWNER, event, (payload) => {
+          const message = eventMessage(config.node_id, event, payload);
+          if (message && state.connected) void publishJson(topics.events, message);
+        });
+      }
+      telemetryTimer = setInterval(() => void publishTelemetry(), config.telemetry_interval_s * 1000);
+      telemetryTimer.unref();
+
+      // Wait for the first connection only briefly: a node that boots before its broker comes up
+      // anyway and keeps retrying in the background.
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          mqttClient.off('connect', done);
+          mqttClient.off('offline', done);
+          resolve();
+        };
+        const timer = setTimeout(done, STARTUP_WAIT_MS);
+        mqttClient.once('connect', done);
+        mqttClient.once('offline', done);
+      });
+      if (!state.connected) logger.warn({ broker: displayUrl(options.url) }, 'MQTT broker not reachable yet; retrying in the background');
+    },
+
+    async stop() {
+      events.removeOwner(OWNER);
+      if (telemetryTimer) clearInterval(telemetryTimer);
+      if (statusTimer) clearTimeout(statusTimer);
+      telemetryTimer = statusTimer = null;
+      const mqttClient = client;
+      if (!mqttClient) return;
+      if (mqttClient.connected) {
+        // Retained offline first, so dashboards see a clean stop the same as a lost node.
+        await publish(topics.availability, 'offline', true);
+        stopping = true;
+        await mqttClient.endAsync();
+      } else {
+        stopping = true;
+        await mqttClient.endAsync(true);
+      }
+      state.connected = false;
+      client = null;
+      logger.info('disconnected from the MQTT broker');
+    },
+  };
+}

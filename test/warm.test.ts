@@ -1,0 +1,210 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { createWarmCamera, type WarmCameraOptions } from '../src/camera/warm.js';
+import { warmAppArgs } from '../src/camera/warm-app.js';
+import { checkDng } from '../src/camera/warm-dng.js';
+import type { Camera } from '../src/camera/types.js';
+import { FAST_CAMERA, startTestNode } from './helpers/node.js';
+
+const SIMULATOR = fileURLToPath(new URL('../src/simulator/main.js', import.meta.url));
+
+function memoryLogger(): { logger: Logger; records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void records.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, records };
+}
+
+/** Pids of live processes with an argument containing `text` (the warm dir names its app). */
+async function processesMentioning(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if ((await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').some((arg) => arg.includes(text))) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const noProc = existsSync('/proc') ? false : 'needs /proc (Linux) to see the camera app process';
+
+describe('warm camera with the simulator in signal mode', { skip: noProc }, () => {
+  let dir = '';
+  let cameras: Camera[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'camera-node-warm-'));
+  });
+  after(async () => {
+    await Promise.all(cameras.map((camera) => camera.stop()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function startCamera(name: string, extra: Partial<WarmCameraOptions> = {}): Promise<{ camera: Camera; warmDir: string; outDir: string; records: Array<Record<string, unknown>> }> {
+    const { logger, records } = memoryLogger();
+    const warmDir = join(dir, name, '.warm');
+    const outDir = join(dir, name, 'out');
+    await mkdir(outDir, { recursive: true });
+    const camera = createWarmCamera({
+      backend: 'simulated',
+      captureTimeoutMs: 15_000,
+      immediate: true,
+      cameraIndex: 0,
+      probeIntervalMs: 0,
+      killGraceMs: 500,
+      env: { ...FAST_CAMERA },
+      logger,
+      warmDir,
+      ...extra,
+    });
+    cameras.push(camera);
+    await camera.start();
+    return { camera, warmDir, outDir, records };
+  }
+
+  test('several captures are served by one app process, each a complete DNG with its JPEG', async () => {
+    const { camera, warmDir, outDir } = await startCamera('round-trip');
+    assert.equal(camera.info().mode, 'warm');
+    const before = await processesMentioning(warmDir);
+    assert.equal(before.length, 1, 'one warm app running after start');
+    const outputs = [];
+    for (let i = 0; i < 3; i++) {
+      const output = await camera.capture({ outputBase: join(outDir, `shot${i}`), settings: {} });
+      assert.equal(output.dngPath, join(outDir, `shot${i}.dng`));
+      assert.equal((await checkDng(output.dngPath)).complete, true);
+      assert.ok(output.jpegPath && (await stat(output.jpegPath)).size > 0, 'the JPEG with the thumbnail came along');
+      assert.ok(output.completedAt >= output.triggeredAt);
+      outputs.push(output);
+    }
+    assert.deepEqual(await processesMentioning(warmDir), before, 'the same process served every capture');
+    // Nothing is left behind in the warm dir but the pid file.
+    assert.deepEqual(await readdir(warmDir), ['app.pid']);
+  });
+
+  test('an app that is killed is restarted, and the next capture works on the new one', async () => {
+    const { camera, warmDir, outDir, records } = await startCamera('restart');
+    const [first] = await processesMentioning(warmDir);
+    assert.ok(first);
+    process.kill(first, 'SIGKILL');
+    await waitFor('the app to exit', async () => !(await processesMentioning(warmDir)).includes(first));
+    const output = await camera.capture({ outputBase: join(outDir, 'after-kill'), settings: {} });
+    assert.equal((await checkDng(output.dngPath)).complete, true);
+    const now = await processesMentioning(warmDir);
+    assert.equal(now.length, 1);
+    assert.notEqual(now[0], first);
+    assert.equal(camera.info().mode, 'warm');
+    assert.ok(records.some((r) => r['msg'] === 'warm camera app exited'), 'the exit was logged');
+  });
+
+  test('a capture with other settings restarts the app with them', async () => {
+    const { camera, warmDir, outDir } = await startCamera('settings');
+    const [first] = await processesMentioning(warmDir);
+    await camera.capture({ outputBase: join(outDir, 'a'), settings: { shutter_us: 20_000 } });
+    const [second] = await processesMentioning(warmDir);
+    assert.notEqual(second, first);
+    const cmdline = (await readFile(`/proc/${second}/cmdline`, 'utf8')).split('\0');
+    assert.ok(cmdline.includes('--shutter=20000'), 'the new app got the setting');
+    await camera.capture({ outputBase: join(outDir, 'b'), settings: { shutter_us: 20_000 } });
+    assert.deepEqual(await processesMentioning(warmDir), [second], 'same settings: same app');
+  });
+
+  test('an app that cannot run in signal mode makes the camera fall back to cold captures', async () => {
+    const script = join(dir, 'no-signal-mode.sh');
+    await writeFile(
+      script,
+      [
+        '#!/bin/sh',
+        'for arg in "$@"; do',
+        '  if [ "$arg" = "--signal" ]; then echo "ERROR: *** failed to start camera: Device or resource busy ***" >&2; exit 255; fi',
+        'done',
+        `exec "${process.execPath}" "${SIMULATOR}" "$@"`,
+        '',
+      ].join('\n'),
+    );
+    await chmod(script, 0o755);
+    const { camera, warmDir, outDir, records } = await startCamera('fallback', { backend: 'rpicam', command: script, maxRestarts: 1, retryWarmAfterMs: 0 });
+    const output = await camera.capture({ outputBase: join(outDir, 'cold'), settings: {} });
+    assert.equal((await checkDng(output.dngPath)).complete, true, 'the capture was taken cold');
+    assert.equal(camera.info().mode, 'cold');
+    assert.match(camera.info().last_error ?? '', /cold captures.*Device or resource busy/);
+    assert.ok(records.some((r) => r['level'] === 50 && String(r['msg']).includes('falling back to cold')), 'the fallback was logged as an error');
+    assert.deepEqual(await processesMentioning(warmDir), []);
+    // And it keeps working cold.
+    const again = await camera.capture({ outputBase: join(outDir, 'cold2'), settings: {} });
+    assert.equal((await checkDng(again.dngPath)).complete, true);
+  });
+
+  test('stop ends the app and removes its pid file', async () => {
+    const { camera, warmDir } = await startCamera('stop');
+    assert.equal((await processesMentioning(warmDir)).length, 1);
+    await camera.stop();
+    cameras = cameras.filter((c) => c !== camera);
+    assert.deepEqual(await processesMentioning(warmDir), []);
+    assert.equal(existsSync(join(warmDir, 'app.pid')), false);
+  });
+
+  test('an app left running by a crashed daemon is ended at the next start', async () => {
+    // What a daemon killed with SIGKILL leaves behind: its app, still running, and the pid file.
+    const warmDir = join(dir, 'stale', '.warm');
+    await mkdir(warmDir, { recursive: true });
+    const orphan = spawn(process.execPath, [SIMULATOR, ...warmAppArgs(warmDir, 1, {}, 0)], { env: { ...process.env, ...FAST_CAMERA }, stdio: 'ignore' });
+    const gone = new Promise((resolve) => orphan.once('exit', resolve));
+    try {
+      await writeFile(join(warmDir, 'app.pid'), `${orphan.pid}\n`);
+      await waitFor('the orphan to run', async () => (await processesMentioning(warmDir)).includes(orphan.pid ?? -1));
+      const { logger, records } = memoryLogger();
+      const next = createWarmCamera({ backend: 'simulated', captureTimeoutMs: 15_000, immediate: true, cameraIndex: 0, probeIntervalMs: 0, killGraceMs: 500, env: { ...FAST_CAMERA }, logger, warmDir });
+      cameras.push(next);
+      await next.start();
+      await gone;
+      const running = await processesMentioning(warmDir);
+      assert.equal(running.length, 1);
+      assert.notEqual(running[0], orphan.pid, 'the orphan is gone, a new app runs');
+      assert.ok(records.some((r) => String(r['msg']).includes('left running by an earlier run')));
+    } finally {
+      orphan.kill('SIGKILL');
+    }
+  });
+});
+
+describe('a node in warm mode', { skip: noProc }, () => {
+  test('captures over HTTP through the warm app and says so in its status', async () => {
+    const node = await startTestNode({ camera_mode: 'warm' });
+    try {
+      const status = (await (await fetch(`${node.httpUrl}/status`)).json()) as { camera: { mode: string } };
+      assert.equal(status.camera.mode, 'warm');
+      const warmDir = join(node.config.capture_dir, '.warm');
+      const [pid] = await processesMentioning(warmDir);
+      assert.ok(pid, 'a warm app runs');
+      for (let i = 0; i < 2; i++) {
+        const response = await fetch(`${node.httpUrl}/capture`, { method: 'POST' });
+        assert.equal(response.status, 200);
+        const body = (await response.json()) as { file_info: { filename: string; size: number }; triggered_at: string };
+        assert.ok(body.file_info.size > 0);
+        assert.ok(!Number.isNaN(Date.parse(body.triggered_at)));
+      }
+      assert.deepEqual(await processesMentioning(warmDir), [pid]);
+      const list = (await (await fetch(`${node.httpUrl}/images`)).json()) as { count: number };
+      assert.equal(list.count, 2);
+    } finally {
+      await node.stop();
+    }
+  });
+});
