@@ -4,7 +4,17 @@ import type { CameraInfo } from './camera/types.js';
 
 /** What happened on this node; the MQTT plane publishes these, delivery and metrics react to them. */
 export interface NodeEventMap {
-  captured: { image: ImageInfo; duration_ms: number; metadata: Record<string, unknown> | null; preview: Buffer | null; request_id?: string };
+  captured: {
+    image: ImageInfo;
+    duration_ms: number;
+    metadata: Record<string, unknown> | null;
+    preview: Buffer | null;
+    request_id?: string;
+    /** Where the capture is to be delivered (the command's `deliver`, else DELIVER). */
+    deliver?: 'none' | 'mqtt' | 'http';
+  };
+  delivered: { filename: string; channel: 'mqtt' | 'http'; request_id: string | null };
+  delivery_failed: { filename: string; channel: 'mqtt' | 'http'; code: string; message: string; request_id: string | null };
   capture_failed: { code: string; message: string; request_id?: string };
   deleted: { image: ImageInfo };
   evicted: { image: ImageInfo; reason: string };

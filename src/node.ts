@@ -17,6 +17,8 @@ import { createNodeLogger } from './logs/logger.js';
 import type { NodeLogger } from './logs/types.js';
 import { startEmbeddedBroker } from './mqtt/broker.js';
 import { createMqttPlane, type MqttPlane } from './mqtt/plane.js';
+import { createMqttDelivery } from './delivery/mqtt-delivery.js';
+import { createSchemaRegistry } from './schemas.js';
 import { createImageStore } from './storage/store.js';
 import { createTelemetry } from './telemetry/sampler.js';
 
@@ -163,6 +165,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       maxLogLines: config.max_log_lines,
       statusParts,
       isStopping: () => stopping,
+      defaultDeliver: config.deliver,
       scheduler,
     });
 
@@ -182,6 +185,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
     logger.info({ url: httpUrl }, 'HTTP API listening');
 
     if (config.mqtt_enabled) {
+      const schemas = createSchemaRegistry({ useDefaults: true });
       let url = config.mqtt_url;
       // aedes speaks MQTT 3.1.1 only, so the node talks 3.1.1 to its embedded broker.
       let protocolVersion = config.mqtt_protocol_version;
@@ -193,11 +197,25 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
         logger.info({ url, port: broker.port }, 'no MQTT_URL set: started the embedded MQTT broker (MQTT 3.1.1)');
       }
       mqttUrl = url;
-      const plane: MqttPlane = createMqttPlane({ config, url, commands, events: bus, logger, version: VERSION, protocolVersion });
+      const plane: MqttPlane = createMqttPlane({ config, url, commands, events: bus, logger, version: VERSION, protocolVersion, schemas });
       mqttPlane = plane;
+      const delivery = createMqttDelivery({
+        plane,
+        store,
+        events: bus,
+        schemas,
+        logger,
+        nodeId: config.node_id,
+        chunkSizeBytes: config.chunk_size_kb * 1024,
+        window: config.delivery_window,
+      });
+      delivery.start();
+      statusParts.set('delivery', () => ({ mqtt: delivery.status() }));
       statusParts.set('mqtt', () => plane.status());
       await plane.start();
       stops.push({ name: 'mqtt', stop: () => plane.stop() });
+      // Stopped before the plane: an image transfer in flight is aborted before the client ends.
+      stops.push({ name: 'mqtt delivery', stop: () => delivery.stop() });
     }
     if (config.timelapse_interval_s > 0) {
       const nodeCommands = commands;

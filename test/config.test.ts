@@ -30,7 +30,7 @@ const CONFIG_KEYS: Record<ConfigKey, true> = {
   status_sample_interval_s: true, mqtt_enabled: true, mqtt_url: true, mqtt_port: true, mqtt_host: true,
   mqtt_username: true, mqtt_password: true, mqtt_ca_file: true, mqtt_cert_file: true, mqtt_key_file: true,
   mqtt_protocol_version: true, mqtt_topic_prefix: true, mqtt_session_expiry_s: true,
-  mqtt_max_command_bytes: true, groups: true, telemetry_interval_s: true,
+  mqtt_max_command_bytes: true, groups: true, telemetry_interval_s: true, deliver: true, chunk_size_kb: true, delivery_window: true,
   ha_discovery: true, ha_discovery_prefix: true, public_url: true,
   camera_mode: true, max_schedule_ahead_s: true, schedule_tolerance_ms: true, max_scheduled_captures: true,
   timelapse_interval_s: true, timelapse_start: true, timelapse_stop: true,

@@ -11,7 +11,7 @@ import { preciseNow } from '../schedule/clock.js';
 import { runCapturePlan, type FrameDone } from './burst.js';
 import { readPreview } from './preview.js';
 import { planCapture, type CaptureScheduler } from './schedule.js';
-import type { CommandContext, Commands } from './types.js';
+import type { CommandContext, Commands, DeliveryChannel } from './types.js';
 
 export interface CommandsOptions {
   nodeId: string;
@@ -27,6 +27,8 @@ export interface CommandsOptions {
   /** Status blocks contributed by optional parts (mqtt, delivery), read at every status(). */
   statusParts: ReadonlyMap<string, () => unknown>;
   isStopping: () => boolean;
+  /** Where captures go when the request does not say (DELIVER). */
+  defaultDeliver: DeliveryChannel | 'none';
   /** Where scheduled captures (`at`) and bursts wait for their instants, outside the queue. */
   scheduler: CaptureScheduler;
 }
@@ -49,7 +51,14 @@ export function createCommands(options: CommandsOptions): Commands {
       counters.total++;
       counters.last_at = image.created;
       logger.info({ filename: image.filename, size: image.size, duration_ms, source: context.source, request_id: context.requestId }, 'captured');
-      events.emit('captured', { image, duration_ms, metadata: output.metadata, preview, ...(context.requestId ? { request_id: context.requestId } : {}) });
+      events.emit('captured', {
+        image,
+        duration_ms,
+        metadata: output.metadata,
+        preview,
+        deliver: context.deliver ?? options.defaultDeliver,
+        ...(context.requestId ? { request_id: context.requestId } : {}),
+      });
       const result = {
         status: 'success' as const,
         file_info: {
@@ -96,7 +105,7 @@ export function createCommands(options: CommandsOptions): Commands {
           captureFrame: async (settings, at, queueSignal) => {
             const signal = context.signal ? AbortSignal.any([queueSignal, context.signal]) : queueSignal;
             try {
-              return await captureNow(settings, context, signal, at);
+              return await captureNow(settings, { ...context, deliver: params.deliver ?? options.defaultDeliver }, signal, at);
             } catch (err) {
               // Each failed frame of a burst counts (and is announced) on its own.
               if (plan.count > 1) recordFailure(toNodeError(err), context);

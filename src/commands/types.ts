@@ -10,6 +10,8 @@ export interface CommandContext {
   requestId?: string;
   /** Aborts a queued or running capture (e.g. the HTTP client went away, the node is stopping). */
   signal?: AbortSignal;
+  /** Where a capture's image goes once stored (set by the command layer from the request). */
+  deliver?: DeliveryChannel | 'none';
 }
 
 export interface CaptureParams extends CaptureSettings {
@@ -19,7 +21,11 @@ export interface CaptureParams extends CaptureSettings {
   count?: number;
   /** Gap between the instants of burst frames (default 0: back to back). */
   interval_ms?: number;
+  /** Deliver the image once captured; defaults to the node's DELIVER setting. */
+  deliver?: DeliveryChannel | 'none';
 }
+
+export type DeliveryChannel = 'mqtt' | 'http';
 
 /** One frame of a burst: its file, or the error it ended with. */
 export interface BurstFrame {

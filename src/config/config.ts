@@ -52,6 +52,9 @@ export interface Config {
   mqtt_max_command_bytes: number;
   groups: string[];
   telemetry_interval_s: number;
+  deliver: 'none' | 'mqtt' | 'http';
+  chunk_size_kb: number;
+  delivery_window: number;
   ha_discovery: boolean;
   ha_discovery_prefix: string;
   public_url?: string;

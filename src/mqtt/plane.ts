@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Commands } from '../commands/types.js';
 import type { Config } from '../config/config.js';
 import type { EventBus, NodeEventName } from '../events.js';
-import { createSchemaRegistry } from '../schemas.js';
+import { createSchemaRegistry, type SchemaRegistry } from '../schemas.js';
 import { clientIdFor, connectionSettings, displayUrl, RECONNECT_MAX_MS, RECONNECT_MIN_MS } from './client-options.js';
 import { builtInActions, createCommandHandler, type ActionDefinition, type Reply } from './command-handler.js';
 import { eventMessage, telemetryMessage } from './publishers.js';
@@ -18,6 +18,8 @@ export interface MqttPlaneOptions {
   version: string;
   /** Overrides MQTT_PROTOCOL_VERSION (the embedded aedes broker speaks 3.1.1 only). */
   protocolVersion?: 4 | 5;
+  /** Shared with other parts so the schemas compile once per node. */
+  schemas?: SchemaRegistry;
   /** Extra telemetry fields from other parts (load, clock health, delivery counts...). */
   telemetryExtras?: () => Record<string, unknown>;
 }
@@ -45,6 +47,8 @@ export interface MqttPlane {
   stop(): Promise<void>;
   status(): MqttPlaneStatus;
   client(): MqttClient | null;
+  /** The largest packet the broker accepts, from its CONNACK (MQTT 5); null when it announced none. */
+  brokerMaxPacketSize(): number | null;
   registerAction(name: string, action: ActionDefinition): void;
   onConnect(hook: () => void | Promise<void>): void;
 }
@@ -61,11 +65,11 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   const topics = nodeTopics(config.mqtt_topic_prefix, config.node_id);
   const subscriptions = commandTopics(config.mqtt_topic_prefix, config.node_id, config.groups);
   const protocolVersion = options.protocolVersion ?? config.mqtt_protocol_version;
-  const schemas = createSchemaRegistry({ useDefaults: true });
+  const schemas = options.schemas ?? createSchemaRegistry({ useDefaults: true });
   const actions = builtInActions(commands, schemas);
   const handler = createCommandHandler({ nodeId: config.node_id, maxCommandBytes: config.mqtt_max_command_bytes, actions, logger });
   const connectHooks: Array<() => void | Promise<void>> = [];
-  const state = { connected: false, connects: 0, lastError: null as string | null };
+  const state = { connected: false, connects: 0, lastError: null as string | null, maxPacketSize: null as number | null };
   let client: MqttClient | null = null;
   let telemetryTimer: NodeJS.Timeout | null = null;
   let statusTimer: NodeJS.Timeout | null = null;
@@ -135,6 +139,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   return {
     topics,
     client: () => client,
+    brokerMaxPacketSize: () => state.maxPacketSize,
     registerAction(name, action) {
       if (actions.has(name)) throw new Error(`action ${name} is already registered`);
       actions.set(name, action);
@@ -156,7 +161,10 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
       const mqttClient = mqtt.connect(settings.url, settings.options);
       client = mqttClient;
       mqttClient.on('message', onMessage);
-      mqttClient.on('connect', () => void onConnect());
+      mqttClient.on('connect', (connack) => {
+        state.maxPacketSize = connack.properties?.maximumPacketSize ?? null;
+        void onConnect();
+      });
       mqttClient.on('error', (err) => {
         state.lastError = err.message;
         logger.warn({ err: err.message }, 'MQTT error');

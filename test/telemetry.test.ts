@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import pino from 'pino';
+import { readThermalZone } from '../src/telemetry/probes.js';
+import { createTelemetry } from '../src/telemetry/sampler.js';
+import type { MemoryReading, Telemetry, TelemetryOptions } from '../src/telemetry/types.js';
+
+const root = await mkdtemp(join(tmpdir(), 'camera-node-telemetry-'));
+after(() => rm(root, { recursive: true, force: true }));
+
+/** A logger whose lines the test can read. */
+function recordingLogger() {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { logger, lines };
+}
+
+const started: Telemetry[] = [];
+after(() => Promise.all(started.map((telemetry) => telemetry.stop())));
+async function startTelemetry(options: Partial<TelemetryOptions> = {}, logger = recordingLogger().logger): Promise<Telemetry> {
+  const telemetry = createTelemetry({ diskPath: root, sampleIntervalMs: 60_000, thermalZonePath: join(root, 'no-such-zone'), ...options }, logger);
+  started.push(telemetry);
+  await telemetry.start();
+  return telemetry;
+}
+
+const flushMicrotasks = async (rounds = 5) => {
+  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+test('a thermal zone file in millidegrees reads as degrees Celsius', async () => {
+  const zone = join(root, 'zone-temp');
+  await writeFile(zone, '48312\n');
+  assert.equal(await readThermalZone(zone), 48.3);
+  const telemetry = await startTelemetry({ thermalZonePath: zone });
+  assert.equal(telemetry.snapshot().cpu_temperature, 48.3);
+});
+
+test('a missing or unreadable thermal zone means no sensor: null', async () => {
+  assert.equal(await readThermalZone(join(root, 'absent')), null);
+  const garbage = join(root, 'garbage-temp');
+  await writeFile(garbage, 'not a number\n');
+  assert.equal(await readThermalZone(garbage), null);
+  await writeFile(join(root, 'empty-temp'), '');
+  assert.equal(await readThermalZone(join(root, 'empty-temp')), null);
+  const telemetry = await startTelemetry({ thermalZonePath: join(root, 'absent') });
+  assert.equal(telemetry.snapshot().cpu_temperature, null);
+});
+
+test('the snapshot has exactly the status system block, with figures in range', async () => {
+  const telemetry = await startTelemetry();
+  const snapshot = telemetry.snapshot();
+  assert.deepEqual(Object.keys(snapshot).sort(), ['cpu_percent', 'cpu_temperature', 'disk_usage', 'memory_percent', 'uptime']);
+  assert.ok(snapshot.cpu_percent >= 0 && snapshot.cpu_percent <= 100, `cpu_percent ${snapshot.cpu_percent}`);
+  assert.ok(snapshot.memory_percent > 0 && snapshot.memory_percent <= 100, `memory_percent ${snapshot.memory_percent}`);
+  assert.ok(snapshot.disk_usage >= 0 && snapshot.disk_usage <= 100, `disk_usage ${snapshot.disk_usage}`);
+  assert.ok(snapshot.uptime > 0);
+
+  // The same figure df shows for the folder's file system.
+  const fs = await statfs(root);
+  const used = fs.blocks - fs.bfree;
+  assert.ok(Math.abs(snapshot.disk_usage - (used / (used + fs.bavail)) * 100) < 1);
+
+  const details = telemetry.details();
+  assert.deepEqual({ ...details, load_average: undefined, memory_used_mb: undefined, memory_total_mb: undefined, disk_free_mb: undefined, disk_total_mb: undefined, process_rss_mb: undefined, sampled_at: undefined }, {
+    ...snapshot,
+    uptime: details.uptime,
+    load_average: undefined,
+    memory_used_mb: undefined,
+    memory_total_mb: undefined,
+    disk_free_mb: undefined,
+    disk_total_mb: undefined,
+    process_rss_mb: undefined,
+    sampled_at: undefined,
+  });
+  assert.equal(details.load_average.length, 3);
+  assert.ok(details.memory_total_mb > 0 && details.memory_used_mb > 0 && details.memory_used_mb <= details.memory_total_mb);
+  assert.ok(details.disk_total_mb > 0 && details.disk_free_mb <= details.disk_total_mb);
+  assert.ok(Math.abs(details.disk_free_mb - (fs.bavail * fs.bsize) / 2 ** 20) < 64);
+  assert.ok(details.process_rss_mb > 1);
+  assert.ok(!Number.isNaN(Date.parse(details.sampled_at ?? '')));
+});
+
+test('snapshot() before start() is a well-formed empty reading', () => {
+  const telemetry = createTelemetry({ diskPath: root, sampleIntervalMs: 1000 }, recordingLogger().logger);
+  assert.deepEqual({ ...telemetry.snapshot(), uptime: 0 }, { cpu_percent: 0, memory_percent: 0, disk_usage: 0, cpu_temperature: null, uptime: 0 });
+  assert.equal(telemetry.details().sampled_at, null);
+});
+
+test('a failing probe keeps the node up, is logged once, and the others still report', async () => {
+  const { logger, lines } = recordingLogger();
+  const zone = join(root, 'zone-ok');
+  await writeFile(zone, '51000');
+  const telemetry = createTelemetry(
+    {
+      diskPath: join(root, 'no-such-dir'),
+      sampleIntervalMs: 10,
+      thermalZonePath: zone,
+      probes: {
+        memory: () => {
+          throw new Error('meminfo unreadable');
+        },
+      },
+    },
+    logger,
+  );
+  started.push(telemetry);
+  await telemetry.start();
+  // Several more samples, each failing the same way.
+  while (lines.filter((line) => line.probe === 'disk').length < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+  await telemetry.stop();
+  const snapshot = telemetry.snapshot();
+  assert.equal(snapshot.disk_usage, 0);
+  assert.equal(snapshot.memory_percent, 0);
+  assert.equal(snapshot.cpu_temperature, 51);
+  const diskWarnings = lines.filter((line) => line.probe === 'disk' && line.level === 40);
+  assert.equal(diskWarnings.length, 1, 'repeated failures are logged at warn once');
+  assert.match(String((diskWarnings[0]?.err as { message?: string }).message), /ENOENT/);
+  assert.ok(lines.some((line) => line.probe === 'memory' && line.level === 40 && (line.err as { message?: string }).message === 'meminfo unreadable'));
+});
+
+test('a hung probe never blocks a snapshot and samples never overlap', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const memoryCalls: Array<(reading: MemoryReading) => void> = [];
+  let hang = false;
+  let availableBytes = 250;
+  const telemetry = createTelemetry(
+    {
+      diskPath: root,
+      sampleIntervalMs: 1000,
+      probeTimeoutMs: 5000,
+      probes: {
+        memory: () =>
+          hang ? new Promise<MemoryReading>((resolve) => memoryCalls.push(resolve)) : Promise.resolve({ totalBytes: 1000, availableBytes }),
+        disk: async () => ({ totalBytes: 100, freeBytes: 40, usedPercent: 60 }),
+        temperature: async () => 40,
+      },
+    },
+    recordingLogger().logger,
+  );
+  await telemetry.start();
+  assert.equal(telemetry.snapshot().memory_percent, 75);
+  const firstSample = telemetry.details().sampled_at;
+
+  hang = true;
+  t.mock.timers.tick(1000);
+  await flushMicrotasks();
+  assert.equal(memoryCalls.length, 1, 'the second sample is waiting on the memory probe');
+  assert.equal(telemetry.snapshot().memory_percent, 75, 'the last reading is served meanwhile');
+
+  // While that sample waits, intervals pass without starting another one.
+  t.mock.timers.tick(1000);
+  t.mock.timers.tick(1000);
+  await flushMicrotasks();
+  assert.equal(memoryCalls.length, 1);
+
+  // The probe times out; the sample completes with the memory reading kept.
+  t.mock.timers.tick(3000);
+  await flushMicrotasks();
+  assert.notEqual(telemetry.details().sampled_at, firstSample);
+  assert.equal(telemetry.snapshot().memory_percent, 75);
+
+  // The next sample does not call the still-hung probe again.
+  t.mock.timers.tick(1000);
+  await flushMicrotasks();
+  assert.equal(memoryCalls.length, 1);
+
+  // Once it answers, the next sample calls it again and takes the new reading.
+  memoryCalls[0]?.({ totalBytes: 1000, availableBytes: 500 });
+  hang = false;
+  availableBytes = 900;
+  await flushMicrotasks();
+  t.mock.timers.tick(1000);
+  await flushMicrotasks();
+  assert.equal(telemetry.snapshot().memory_percent, 10);
+  await telemetry.stop();
+});
+
+test('stop() clears the timer: no sample runs afterwards', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  let calls = 0;
+  const telemetry = createTelemetry(
+    {
+      diskPath: root,
+      sampleIntervalMs: 1000,
+      probes: { temperature: async () => ++calls },
+    },
+    recordingLogger().logger,
+  );
+  await telemetry.start();
+  t.mock.timers.tick(1000);
+  await flushMicrotasks();
+  assert.equal(calls, 2);
+  await telemetry.stop();
+  t.mock.timers.tick(10_000);
+  await flushMicrotasks();
+  assert.equal(calls, 2);
+  // Starting again resumes sampling; stopping twice is harmless.
+  await telemetry.start();
+  assert.equal(calls, 3);
+  await telemetry.stop();
+  await telemetry.stop();
+});
