@@ -1,11 +1,18 @@
 #!/usr/bin/env node
 import { ConfigError, configHelp, loadConfig } from './config/config.js';
+import { runClientCommand } from './client/cli.js';
 import { createNode, VERSION } from './node.js';
 
 const USAGE = `camera-node ${VERSION}: a Raspberry Pi camera node for an MQTT fleet.
 
 Usage:
   camera-node [--config FILE] [options]     run the node (HTTP API + MQTT)
+  camera-node capture --broker URL (--node ID | --all | --group NAME) [--out DIR] [--at +2s]
+                                            capture on the fleet, wait for replies and images
+  camera-node watch --broker URL --out DIR  save every image the fleet delivers
+  camera-node status --broker URL [--json]  a table of the fleet
+  camera-node ha-remove --broker URL (--node ID | --all)
+                                            remove Home Assistant entities
   camera-node --help | --version
 
 Every option can also be set as an environment variable (shown under it) or as a key of the JSON
@@ -51,6 +58,8 @@ async function runDaemon(argv: string[]): Promise<number> {
 }
 
 async function main(argv: string[]): Promise<number> {
+  const client = runClientCommand(argv);
+  if (client) return client;
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(USAGE);
     return 0;

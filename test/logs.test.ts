@@ -30,7 +30,8 @@ async function settle(dir: string, maxFilesOnDisk: number): Promise<void> {
   }
 }
 
-const line = (i: number, extra: Record<string, unknown> = {}) => `${JSON.stringify({ level: 30, time: 1_700_000_000_000 + i, i, msg: `line ${i}`, ...extra })}\n`;
+const line = (i: number, extra: Record<string, unknown> = {}) =>
+  `${JSON.stringify({ level: 30, time: 1_700_000_000_000 + i, i, msg: `line ${i}`, ...extra })}\n`;
 
 test('tail reaches back across files rotated by size, oldest first', async () => {
   // 2 KiB files hold about twenty lines each: 200 lines rotate often enough to drop the oldest files.
@@ -58,7 +59,10 @@ test('tail reaches back across files rotated by size, oldest first', async () =>
   const all = await logs.tail(10_000);
   assert.equal(all.at(-1)?.i, 199);
   assert.ok(all.length < 200, 'files beyond maxFiles were removed');
-  assert.deepEqual(all.map((entry) => entry.i), [...all.map((entry) => entry.i as number)].sort((a, b) => a - b));
+  assert.deepEqual(
+    all.map((entry) => entry.i),
+    [...all.map((entry) => entry.i as number)].sort((a, b) => a - b),
+  );
 });
 
 test('tail of a missing folder or an empty log is empty', async () => {
@@ -68,7 +72,10 @@ test('tail of a missing folder or an empty log is empty', async () => {
   logs.logger.debug('below the level');
   assert.deepEqual(await logs.tail(10), []);
   logs.logger.info('first');
-  assert.deepEqual((await logs.tail(10)).map((entry) => entry.msg), ['first']);
+  assert.deepEqual(
+    (await logs.tail(10)).map((entry) => entry.msg),
+    ['first'],
+  );
 });
 
 test('tail skips a partial last line and unparseable lines, and reads rotated files in numeric order', async () => {
@@ -80,9 +87,18 @@ test('tail skips a partial last line and unparseable lines, and reads rotated fi
   await writeFile(join(dir, 'camera_node.log.bak'), line(99));
   await writeFile(join(dir, 'other.1.log'), line(98));
   assert.deepEqual(await listLogFiles(dir, 'camera_node'), [join(dir, 'camera_node.10.log'), join(dir, 'camera_node.9.log')]);
-  assert.deepEqual((await tailLogs(dir, 'camera_node', 3)).map((entry) => entry.i), [2, 3, 4]);
-  assert.deepEqual((await tailLogs(dir, 'camera_node', 50)).map((entry) => entry.i), [1, 2, 3, 4]);
-  assert.deepEqual((await tailLogs(dir, 'camera_node', 1)).map((entry) => entry.i), [4]);
+  assert.deepEqual(
+    (await tailLogs(dir, 'camera_node', 3)).map((entry) => entry.i),
+    [2, 3, 4],
+  );
+  assert.deepEqual(
+    (await tailLogs(dir, 'camera_node', 50)).map((entry) => entry.i),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    (await tailLogs(dir, 'camera_node', 1)).map((entry) => entry.i),
+    [4],
+  );
 });
 
 test('reading backwards in blocks gives the same lines as reading the whole file, for any block size', async () => {
@@ -98,7 +114,10 @@ test('reading backwards in blocks gives the same lines as reading the whole file
       async (records, trailingNewline, blockBytes, wanted) => {
         const lines = records.map((record, i) => (record === 'junk' ? 'junk' : JSON.stringify({ level: 30, time: i, i, ...record })));
         await writeFile(file, lines.join('\n') + (trailingNewline && lines.length > 0 ? '\n' : ''));
-        const expected = lines.flatMap((text) => (text === 'junk' ? [] : [JSON.parse(text)])).reverse().slice(0, wanted);
+        const expected = lines
+          .flatMap((text) => (text === 'junk' ? [] : [JSON.parse(text)]))
+          .reverse()
+          .slice(0, wanted);
         assert.deepEqual(await readLastEntries(file, wanted, blockBytes), expected);
       },
     ),
@@ -111,13 +130,21 @@ test('an over-long line is skipped without stopping the tail', async () => {
   await mkdir(dir);
   const junk = 'x'.repeat(MAX_LINE_BYTES + 100_000);
   await writeFile(join(dir, 'camera_node.1.log'), `${line(1)}${junk}\n${line(2)}${junk}`);
-  assert.deepEqual((await tailLogs(dir, 'camera_node', 5)).map((entry) => entry.i), [1, 2]);
+  assert.deepEqual(
+    (await tailLogs(dir, 'camera_node', 5)).map((entry) => entry.i),
+    [1, 2],
+  );
 });
 
 test('secrets are redacted and errors keep their stack', async () => {
   const logs = await startLogger();
   logs.logger.info(
-    { password: 'hunter2', token: 'tok-1', nested: { authorization: 'Bearer abc', deeper: { secret: 's3cr3t' } }, config: { mqtt_password: 'mq-pw', http_token: 'http-tok' } },
+    {
+      password: 'hunter2',
+      token: 'tok-1',
+      nested: { authorization: 'Bearer abc', deeper: { secret: 's3cr3t' } },
+      config: { mqtt_password: 'mq-pw', http_token: 'http-tok' },
+    },
     'with secrets',
   );
   logs.logger.error({ err: new Error('disk on fire') }, 'failed');
@@ -127,7 +154,8 @@ test('secrets are redacted and errors keep their stack', async () => {
   assert.deepEqual(withSecrets?.nested, { authorization: '[redacted]', deeper: { secret: '[redacted]' } });
   assert.deepEqual(withSecrets?.config, { mqtt_password: '[redacted]', http_token: '[redacted]' });
   const raw = await readFile(join(logs.dir, 'current.log'), 'utf8');
-  for (const secret of ['hunter2', 'tok-1', 'Bearer abc', 's3cr3t', 'mq-pw', 'http-tok']) assert.ok(!raw.includes(secret), `${secret} reached the file`);
+  for (const secret of ['hunter2', 'tok-1', 'Bearer abc', 's3cr3t', 'mq-pw', 'http-tok'])
+    assert.ok(!raw.includes(secret), `${secret} reached the file`);
   const err = failed?.err as { message?: string; stack?: string; type?: string };
   assert.equal(err.message, 'disk on fire');
   assert.equal(err.type, 'Error');
@@ -140,8 +168,14 @@ test('two loggers in one process keep to their own folders', async () => {
   a.logger.info('from a');
   b.logger.info('from b');
   b.logger.info('from b again');
-  assert.deepEqual((await a.tail(10)).map((entry) => entry.msg), ['from a']);
-  assert.deepEqual((await b.tail(10)).map((entry) => entry.msg), ['from b', 'from b again']);
+  assert.deepEqual(
+    (await a.tail(10)).map((entry) => entry.msg),
+    ['from a'],
+  );
+  assert.deepEqual(
+    (await b.tail(10)).map((entry) => entry.msg),
+    ['from b', 'from b again'],
+  );
 });
 
 test('close() writes everything, closes the file, and can be called twice', async (t) => {
@@ -149,13 +183,14 @@ test('close() writes everything, closes the file, and can be called twice', asyn
   for (let i = 0; i < 500; i++) logs.logger.info({ i }, 'burst');
   const [file] = await listLogFiles(join(root, `d${dirCount}`), 'camera_node');
   assert.ok(file);
-  const fdsOnFile = () => readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(join('/proc/self/fd', fd)) === file;
-    } catch {
-      return false;
-    }
-  });
+  const fdsOnFile = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(join('/proc/self/fd', fd)) === file;
+      } catch {
+        return false;
+      }
+    });
   const hasProc = existsSync('/proc/self/fd');
   if (hasProc) assert.equal(fdsOnFile().length, 1);
   await logs.close();
@@ -168,6 +203,12 @@ test('close() writes everything, closes the file, and can be called twice', asyn
 });
 
 test('bad sizes are refused up front', async () => {
-  await assert.rejects(createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 0, maxFiles: 1, level: 'info', stdout: false }), /maxSizeMb/);
-  await assert.rejects(createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 1, maxFiles: 0, level: 'info', stdout: false }), /maxFiles/);
+  await assert.rejects(
+    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 0, maxFiles: 1, level: 'info', stdout: false }),
+    /maxSizeMb/,
+  );
+  await assert.rejects(
+    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 1, maxFiles: 0, level: 'info', stdout: false }),
+    /maxFiles/,
+  );
 });

@@ -29,6 +29,8 @@ export interface MqttPlaneStatus {
   broker: string;
   client_id: string;
   protocol_version: 4 | 5;
+  /** The groups this node takes `<prefix>/group/<name>/cmd` commands for. */
+  groups: string[];
   connects: number;
   last_error: string | null;
 }
@@ -152,6 +154,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
       broker: displayUrl(options.url),
       client_id: clientIdFor(config.node_id),
       protocol_version: protocolVersion,
+      groups: [...config.groups],
       connects: state.connects,
       last_error: state.lastError,
     }),

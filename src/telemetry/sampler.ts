@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { cpuPercent, type CpuTimes, readCpuTimes, systemProbes } from './probes.js';
-import type { DiskReading, MemoryReading, SystemSnapshot, Telemetry, TelemetryDetails, TelemetryOptions } from './types.js';
+import type { DiskReading, MemoryReading, SystemSnapshot, Telemetry, TelemetryOptions } from './types.js';
 
 const MIB = 1024 * 1024;
 const DEFAULT_PROBE_TIMEOUT_MS = 5000;

@@ -1,0 +1,76 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import mqtt, { type MqttClient } from 'mqtt';
+
+/** Options every client subcommand takes to reach the broker. */
+export const BROKER_OPTIONS = {
+  broker: { type: 'string' },
+  username: { type: 'string' },
+  password: { type: 'string' },
+  ca: { type: 'string' },
+  prefix: { type: 'string', default: 'cameras' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export class UsageError extends Error {}
+
+export function parseCommandArgs<O extends ParseArgsConfig['options']>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options: { ...BROKER_OPTIONS, ...options }, allowPositionals: false, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/**
+ * Connects as a controller. MQTT 3.1.1, so the same client works with the embedded broker (aedes)
+ * and any other; replies are read from the nodes' `res` topics. The password may come from the
+ * environment (MQTT_PASSWORD) so it does not show in the process list.
+ */
+export async function connectBroker(values: { broker?: string; username?: string; password?: string; ca?: string }): Promise<MqttClient> {
+  const url = values.broker ?? process.env['MQTT_URL'];
+  if (!url) throw new UsageError('--broker URL is required (or MQTT_URL)');
+  const username = values.username ?? process.env['MQTT_USERNAME'];
+  const password = values.password ?? process.env['MQTT_PASSWORD'];
+  return mqtt.connectAsync(url, {
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    clientId: `camera-node-cli_${process.pid}_${Math.random().toString(16).slice(2, 8)}`,
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+    ...(values.ca ? { ca: await readFile(values.ca) } : {}),
+  });
+}
+
+/** Collects retained messages on `filter` until none has arrived for `quietMs`. */
+export async function readRetained(client: MqttClient, filter: string, quietMs = 500): Promise<Map<string, Buffer>> {
+  const found = new Map<string, Buffer>();
+  let last = Date.now();
+  const onMessage = (topic: string, payload: Buffer, packet: { retain: boolean }): void => {
+    if (!packet.retain) return;
+    found.set(topic, payload);
+    last = Date.now();
+  };
+  client.on('message', onMessage);
+  try {
+    await client.subscribeAsync(filter, { qos: 1 });
+    last = Date.now();
+    while (Date.now() - last < quietMs) await new Promise((resolve) => setTimeout(resolve, 50));
+    await client.unsubscribeAsync(filter);
+  } finally {
+    client.off('message', onMessage);
+  }
+  return found;
+}
+
+/** The ids of the nodes whose retained availability says online. */
+export async function onlineNodes(client: MqttClient, prefix: string): Promise<string[]> {
+  const retained = await readRetained(client, `${prefix}/+/availability`);
+  const level = prefix.split('/').length;
+  return [...retained]
+    .filter(([, payload]) => payload.toString() === 'online')
+    .map(([topic]) => topic.split('/')[level] ?? '')
+    .filter((id) => id.length > 0)
+    .sort();
+}

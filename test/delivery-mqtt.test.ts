@@ -1,0 +1,169 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { createReceiver, type ReceivedImage } from '../src/client/receiver.js';
+import { createSchemaRegistry } from '../src/schemas.js';
+import { collect, connectClient, request } from './helpers/mqtt.js';
+import { mosquittoMissing, startMosquitto } from './helpers/mosquitto.js';
+import { startTestNode, type TestNode } from './helpers/node.js';
+
+const missing = mosquittoMissing();
+const validManifest = createSchemaRegistry().validator('manifest.schema.json');
+const STORED = 'capture_20260101_120000.dng';
+const MB = 1024 * 1024;
+
+/** A node whose store already holds a 24 MB image (found at start like any earlier capture). */
+async function nodeWithImage(overrides: Parameters<typeof startTestNode>[0] = {}): Promise<{ node: TestNode; bytes: Buffer; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'camera-node-delivery-'));
+  const bytes = randomBytes(24 * MB);
+  await mkdir(join(dir, 'images'), { recursive: true });
+  await writeFile(join(dir, 'images', STORED), bytes);
+  const node = await startTestNode({ storage_limit_mb: 200, ...overrides }, { keepDir: dir });
+  return { node, bytes, dir };
+}
+
+/** Receives into a temp dir; resolves with the first image. */
+async function receiveOne(client: MqttClient, options: { missingTimeoutMs?: number } = {}) {
+  const outDir = await mkdtemp(join(tmpdir(), 'camera-node-received-'));
+  let resolveImage!: (image: ReceivedImage) => void;
+  const image = new Promise<ReceivedImage>((resolve) => {
+    resolveImage = resolve;
+  });
+  const receiver = createReceiver({ client, prefix: 'cameras', outDir, missingTimeoutMs: options.missingTimeoutMs ?? 1000, onImage: resolveImage });
+  await receiver.start();
+  return { outDir, receiver, image };
+}
+
+describe('chunked MQTT delivery through the embedded broker', () => {
+  const cleanup: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const step of cleanup.reverse()) await step();
+  });
+
+  test('a 24 MB image is sent in chunks and reassembled byte-identical', async () => {
+    const { node, bytes, dir } = await nodeWithImage({ chunk_size_kb: 256 });
+    cleanup.push(() => rm(dir, { recursive: true, force: true }), () => node.stop());
+    const client = await connectClient(node.node.mqttUrl!);
+    cleanup.push(() => client.endAsync());
+    const manifests = await collect(client, `cameras/${node.config.node_id}/images/+/manifest`);
+    const { outDir, receiver, image } = await receiveOne(client);
+    cleanup.push(() => rm(outDir, { recursive: true, force: true }), () => receiver.stop());
+
+    const reply = await request(client, 'cameras', node.config.node_id, { action: 'send', filename: STORED }, 60_000);
+    assert.equal(reply['status'], 'success', JSON.stringify(reply));
+    const received = await image;
+    assert.equal(received.filename, STORED);
+    assert.ok((await readFile(received.path)).equals(bytes), 'byte-identical');
+    const [manifest] = await manifests.waitFor();
+    assert.ok(validManifest(manifest!.json()), JSON.stringify(validManifest.errors));
+    assert.equal(manifest!.json()['chunks'], 96);
+    assert.deepEqual((await readdir(join(outDir, node.config.node_id))).sort(), [STORED], 'no temp file left');
+  });
+
+  test('dropped chunks are asked for again and recovered', async () => {
+    const { node, bytes, dir } = await nodeWithImage({ chunk_size_kb: 1024 });
+    cleanup.push(() => rm(dir, { recursive: true, force: true }), () => node.stop());
+    const client = await connectClient(node.node.mqttUrl!);
+    cleanup.push(() => client.endAsync());
+    // The receiver's view of the broker loses chunks 3 and 17 the first time they pass.
+    const dropped = new Set<string>();
+    const lossy = Object.create(client) as MqttClient;
+    const listeners = new Map<(...args: never[]) => void, (...args: never[]) => void>();
+    lossy.on = ((event: string, fn: (topic: string, payload: Buffer) => void) => {
+      const filtered = (topic: string, payload: Buffer): void => {
+        const index = /\/chunk\/(\d+)$/.exec(topic)?.[1];
+        if ((index === '3' || index === '17') && !dropped.has(index)) {
+          dropped.add(index);
+          return;
+        }
+        fn(topic, payload);
+      };
+      listeners.set(fn as never, filtered as never);
+      client.on(event as 'message', filtered);
+      return lossy;
+    }) as MqttClient['on'];
+    lossy.off = ((event: string, fn: never) => {
+      client.off(event as 'message', (listeners.get(fn) ?? fn) as never);
+      return lossy;
+    }) as MqttClient['off'];
+    const resends = await collect(client, `cameras/${node.config.node_id}/cmd`);
+    const { outDir, receiver, image } = await receiveOne(lossy, { missingTimeoutMs: 500 });
+    cleanup.push(() => rm(outDir, { recursive: true, force: true }), () => receiver.stop());
+
+    await client.publishAsync(`cameras/${node.config.node_id}/cmd`, JSON.stringify({ id: 'send-lossy', action: 'send', filename: STORED }), { qos: 1 });
+    const received = await image;
+    assert.deepEqual([...dropped].sort(), ['17', '3']);
+    assert.ok((await readFile(received.path)).equals(bytes), 'byte-identical after the resend');
+    const asked = resends.messages.map((m) => m.json()).filter((c) => c['action'] === 'send' && Array.isArray(c['chunks']));
+    assert.ok(asked.length >= 1, 'the receiver asked for the missing chunks');
+    assert.deepEqual(asked[0]!['chunks'], [3, 17]);
+  });
+
+  test('a capture with deliver=mqtt is delivered and marked delivered', async () => {
+    const node = await startTestNode();
+    cleanup.push(() => node.stop());
+    const client = await connectClient(node.node.mqttUrl!);
+    cleanup.push(() => client.endAsync());
+    const { outDir, receiver, image } = await receiveOne(client);
+    cleanup.push(() => rm(outDir, { recursive: true, force: true }), () => receiver.stop());
+    const reply = await request(client, 'cameras', node.config.node_id, { id: 'cap-deliver', action: 'capture', deliver: 'mqtt' });
+    const filename = (reply['file_info'] as { filename: string }).filename;
+    const received = await image;
+    assert.equal(received.filename, filename);
+    assert.equal(received.requestId, 'cap-deliver');
+    assert.ok((await readFile(received.path)).equals(await readFile(join(node.config.capture_dir, filename))));
+    const status = (await request(client, 'cameras', node.config.node_id, { action: 'status' }))['node_status'] as {
+      delivery: { mqtt: { delivered: number; pending: number } };
+    };
+    assert.equal(status.delivery.mqtt.delivered, 1);
+    assert.equal(status.delivery.mqtt.pending, 0);
+    const list = await request(client, 'cameras', node.config.node_id, { action: 'list' });
+    assert.deepEqual((list['images'] as Array<{ delivered: string[] }>)[0]!.delivered, ['mqtt']);
+  });
+
+  test('asking for a chunk that does not exist is an error reply', async () => {
+    const { node, dir } = await nodeWithImage();
+    cleanup.push(() => rm(dir, { recursive: true, force: true }), () => node.stop());
+    const client = await connectClient(node.node.mqttUrl!);
+    cleanup.push(() => client.endAsync());
+    const reply = await request(client, 'cameras', node.config.node_id, { action: 'send', filename: STORED, chunks: [100000] });
+    assert.equal(reply['status'], 'error');
+    assert.equal((reply['error'] as { code: string }).code, 'bad_request');
+    const traversal = await request(client, 'cameras', node.config.node_id, { action: 'send', filename: '../secrets.dng' });
+    assert.equal((traversal['error'] as { code: string }).code, 'invalid_filename');
+  });
+});
+
+describe('chunked MQTT delivery through Mosquitto', { skip: missing ?? false }, () => {
+  test('24 MB byte-identical, with chunks shrunk to the broker maximum packet size', async () => {
+    const broker = await startMosquitto(['max_packet_size 65536']);
+    const { node, bytes, dir } = await nodeWithImage({ mqtt_url: broker.url, chunk_size_kb: 256 });
+    const client = await connectClient(broker.url, { protocolVersion: 5 });
+    try {
+      const manifests = await collect(client, `cameras/${node.config.node_id}/images/+/manifest`);
+      const { outDir, receiver, image } = await receiveOne(client);
+      try {
+        const reply = await request(client, 'cameras', node.config.node_id, { action: 'send', filename: STORED }, 120_000);
+        assert.equal(reply['status'], 'success', JSON.stringify(reply));
+        const received = await image;
+        assert.ok((await readFile(received.path)).equals(bytes), 'byte-identical');
+        const [manifest] = await manifests.waitFor();
+        const chunkSize = manifest!.json()['chunk_size'] as number;
+        assert.ok(chunkSize <= 65536 - 1024, `chunk size ${chunkSize} fits the broker's 64 KiB packets`);
+        assert.equal(manifest!.json()['chunks'], Math.ceil(bytes.length / chunkSize));
+      } finally {
+        await receiver.stop();
+        await rm(outDir, { recursive: true, force: true });
+      }
+    } finally {
+      await client.endAsync();
+      await node.stop();
+      await broker.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
