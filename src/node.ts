@@ -10,7 +10,7 @@ import { createWarmCamera } from './camera/warm.js';
 import { createCommands } from './commands/commands.js';
 import { createCaptureScheduler, DEFAULT_LEAD_MS } from './commands/schedule.js';
 import { createTimelapse, type Timelapse } from './schedule/timelapse.js';
-import type { Commands } from './commands/types.js';
+import type { Commands, DeliveryChannel } from './commands/types.js';
 import { EventBus } from './events.js';
 import { createHttpServer } from './http/server.js';
 import { createNodeLogger } from './logs/logger.js';
@@ -18,6 +18,7 @@ import type { NodeLogger } from './logs/types.js';
 import { startEmbeddedBroker } from './mqtt/broker.js';
 import { createMqttPlane, type MqttPlane } from './mqtt/plane.js';
 import { createMqttDelivery } from './delivery/mqtt-delivery.js';
+import { createUploadOutbox } from './delivery/outbox.js';
 import { createSchemaRegistry } from './schemas.js';
 import { createImageStore } from './storage/store.js';
 import { createTelemetry } from './telemetry/sampler.js';
@@ -134,6 +135,11 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
     stops.push({ name: 'camera', stop: () => camera.stop() });
     camera.onChange((info) => bus.emit('camera_changed', { camera: info }));
 
+    // Delivery channels register here as they start; captures asking for a missing one are refused.
+    const deliveryChannels = new Set<DeliveryChannel>();
+    const deliveryStatus = new Map<DeliveryChannel, () => unknown>();
+    statusParts.set('delivery', () => Object.fromEntries([...deliveryStatus].map(([channel, read]) => [channel, read()])));
+
     const queue = createCaptureQueue({ maxPending: config.max_queued_captures });
     const scheduler = createCaptureScheduler({
       maxAheadMs: config.max_schedule_ahead_s * 1000,
@@ -166,8 +172,28 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       statusParts,
       isStopping: () => stopping,
       defaultDeliver: config.deliver,
+      deliveryChannels,
       scheduler,
     });
+
+    if (config.upload_url) {
+      const outbox = createUploadOutbox({
+        dir: resolve(config.capture_dir),
+        store,
+        events: bus,
+        logger,
+        nodeId: config.node_id,
+        url: config.upload_url,
+        method: config.upload_method,
+        headers: config.upload_headers,
+        idleTimeoutMs: config.upload_timeout_s * 1000,
+        retryMaxMs: config.upload_retry_max_s * 1000,
+      });
+      await outbox.start();
+      stops.push({ name: 'upload outbox', stop: () => outbox.stop() });
+      deliveryChannels.add('http');
+      deliveryStatus.set('http', () => outbox.status());
+    }
 
     const app = await createHttpServer({
       commands,
@@ -197,7 +223,17 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
         logger.info({ url, port: broker.port }, 'no MQTT_URL set: started the embedded MQTT broker (MQTT 3.1.1)');
       }
       mqttUrl = url;
-      const plane: MqttPlane = createMqttPlane({ config, url, commands, events: bus, logger, version: VERSION, protocolVersion, schemas });
+      const plane: MqttPlane = createMqttPlane({
+        config,
+        url,
+        commands,
+        events: bus,
+        logger,
+        version: VERSION,
+        protocolVersion,
+        schemas,
+        telemetryExtras: () => ({ ...telemetry.details() }),
+      });
       mqttPlane = plane;
       const delivery = createMqttDelivery({
         plane,
@@ -210,7 +246,8 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
         window: config.delivery_window,
       });
       delivery.start();
-      statusParts.set('delivery', () => ({ mqtt: delivery.status() }));
+      deliveryChannels.add('mqtt');
+      deliveryStatus.set('mqtt', () => delivery.status());
       statusParts.set('mqtt', () => plane.status());
       await plane.start();
       stops.push({ name: 'mqtt', stop: () => plane.stop() });

@@ -29,6 +29,8 @@ export interface CommandsOptions {
   isStopping: () => boolean;
   /** Where captures go when the request does not say (DELIVER). */
   defaultDeliver: DeliveryChannel | 'none';
+  /** The delivery channels this node has (MQTT connected or not, an upload URL configured). */
+  deliveryChannels: ReadonlySet<DeliveryChannel>;
   /** Where scheduled captures (`at`) and bursts wait for their instants, outside the queue. */
   scheduler: CaptureScheduler;
 }
@@ -97,6 +99,10 @@ export function createCommands(options: CommandsOptions): Commands {
     async capture(params, context) {
       // A bad `at`, count or interval is the request's fault, not a failed capture.
       const plan = planCapture(params, options.scheduler.limits, preciseNow());
+      const deliver = params.deliver ?? options.defaultDeliver;
+      if (deliver !== 'none' && !options.deliveryChannels.has(deliver)) {
+        throw new NodeError('bad_request', deliver === 'http' ? 'deliver=http needs UPLOAD_URL to be set' : 'deliver=mqtt needs MQTT to be enabled');
+      }
       try {
         return await runCapturePlan(plan, {
           queue,
@@ -105,7 +111,7 @@ export function createCommands(options: CommandsOptions): Commands {
           captureFrame: async (settings, at, queueSignal) => {
             const signal = context.signal ? AbortSignal.any([queueSignal, context.signal]) : queueSignal;
             try {
-              return await captureNow(settings, { ...context, deliver: params.deliver ?? options.defaultDeliver }, signal, at);
+              return await captureNow(settings, { ...context, deliver }, signal, at);
             } catch (err) {
               // Each failed frame of a burst counts (and is announced) on its own.
               if (plan.count > 1) recordFailure(toNodeError(err), context);

@@ -55,6 +55,11 @@ export interface Config {
   deliver: 'none' | 'mqtt' | 'http';
   chunk_size_kb: number;
   delivery_window: number;
+  upload_url?: string;
+  upload_method: 'POST' | 'PUT';
+  upload_headers: Record<string, string>;
+  upload_timeout_s: number;
+  upload_retry_max_s: number;
   ha_discovery: boolean;
   ha_discovery_prefix: string;
   public_url?: string;
@@ -106,6 +111,16 @@ function fromText(key: string, text: string, property: PropertySchema): unknown 
       if (['1', 'true', 'yes', 'on'].includes(lowered)) return true;
       if (['0', 'false', 'no', 'off'].includes(lowered)) return false;
       throw new ConfigError(`invalid ${key}: '${text}' (expected true or false)`);
+    }
+    case 'object': {
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        value = null;
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`invalid ${key}: (expected a JSON object)`);
+      return value;
     }
     case 'array':
       return text.split(',').map((item) => item.trim()).filter((item) => item.length > 0);

@@ -62,10 +62,11 @@ export const SENSORS: Readonly<Record<string, Sensor>> = {
       mode(2592, 1944, 10, 15.63, [0, 0, 2592, 1944]),
     ],
   },
-  // Not a real module: a 12-bit sensor small enough for a capture to take a millisecond in tests.
+  // Not a real module: a 12-bit sensor small enough for a capture to take milliseconds in tests,
+  // yet with a DNG (150 KB) large enough for storage limits in tests to be set in round numbers.
   tiny: {
-    name: 'tiny', width: 160, height: 120, bits: 12, cfa: 'RGGB', id: '/base/soc/i2c0mux/i2c@1/tiny@1a', viewfinderFps: 100,
-    modes: [mode(160, 120, 12, 100.0, [0, 0, 160, 120])],
+    name: 'tiny', width: 320, height: 240, bits: 12, cfa: 'RGGB', id: '/base/soc/i2c0mux/i2c@1/tiny@1a', viewfinderFps: 100,
+    modes: [mode(320, 240, 12, 100.0, [0, 0, 320, 240])],
   },
 };
 
