@@ -90,9 +90,14 @@ describe('connection life cycle', () => {
       daemon.child.kill('SIGKILL');
       await daemon.exited;
       // The broker notices the dead socket at once (the TCP connection closes) and sends the will.
-      const [offline] = await watch.waitFor((m) => m.payload.toString() === 'offline');
+      await watch.waitFor((m) => m.payload.toString() === 'offline');
       await watch.close();
-      assert.equal(offline!.packet.retain, true);
+      const late = await connectClient(broker.url);
+      const retained = await collect(late, `cameras/${nodeId}/availability`);
+      const [last] = await retained.waitFor();
+      await late.endAsync();
+      assert.equal(last!.payload.toString(), 'offline', 'the will is retained for later subscribers');
+      assert.equal(last!.packet.retain, true);
     } finally {
       await client.endAsync();
       await broker.stop();

@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { createSchemaRegistry } from '../src/schemas.js';
@@ -29,16 +31,18 @@ describe('against Mosquitto with passwords', { skip: missing ?? false }, () => {
   let node: TestNode;
   const secret = 'node-secret-8f2a';
 
+  let secrets = '';
+
   before(async () => {
-    broker = await startMosquitto();
-    const file = await passwordFile(broker.dir, { cam: secret, controller: 'controller-secret' });
-    await broker.kill();
-    broker = await startMosquitto([`password_file ${file}`, 'allow_anonymous false'], { port: broker.port });
+    secrets = await mkdtemp(join(tmpdir(), 'camera-node-passwords-'));
+    const file = await passwordFile(secrets, { cam: secret, controller: 'controller-secret' });
+    broker = await startMosquitto([`password_file ${file}`, 'allow_anonymous false']);
     node = await startTestNode({ mqtt_url: broker.url, mqtt_username: 'cam', mqtt_password: secret, mqtt_session_expiry_s: 600 });
   });
   after(async () => {
     await node?.stop();
     await broker?.stop();
+    await rm(secrets, { recursive: true, force: true });
   });
 
   test('mosquitto_pub and mosquitto_sub drive a capture', { skip: cliMissing ?? false }, async () => {
@@ -107,28 +111,28 @@ describe('against Mosquitto with passwords', { skip: missing ?? false }, () => {
 describe('against Mosquitto over TLS', { skip: missing ?? opensslMissing ?? false }, () => {
   let broker: Mosquitto;
   let node: TestNode | null = null;
+  let caFile = '';
+
+  let dir = '';
 
   before(async () => {
-    broker = await startMosquitto();
-    const dir = broker.dir;
+    dir = await mkdtemp(join(tmpdir(), 'camera-node-certs-'));
     const ca = join(dir, 'ca');
+    caFile = `${ca}.crt`;
     const server = join(dir, 'server');
     await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=camera-node test CA', '-keyout', `${ca}.key`, '-out', `${ca}.crt`]);
+    await writeFile(`${server}.ext`, 'subjectAltName=IP:127.0.0.1\n');
     await execa('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', `${server}.key`, '-out', `${server}.csr`]);
-    await execa('openssl', ['x509', '-req', '-in', `${server}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '1', '-out', `${server}.crt`, '-extfile', '/dev/stdin'], {
-      input: 'subjectAltName=IP:127.0.0.1\n',
-    });
-    const port = broker.port;
-    await broker.kill();
-    broker = await startMosquitto([`cafile ${ca}.crt`, `certfile ${server}.crt`, `keyfile ${server}.key`], { port, listener: 'mqtts' });
+    await execa('openssl', ['x509', '-req', '-in', `${server}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '1', '-out', `${server}.crt`, '-extfile', `${server}.ext`]);
+    broker = await startMosquitto([`cafile ${ca}.crt`, `certfile ${server}.crt`, `keyfile ${server}.key`], { listener: 'mqtts' });
   });
   after(async () => {
     await node?.stop();
     await broker?.stop();
+    await rm(dir, { recursive: true, force: true });
   });
 
   test('the node connects with MQTT_CA_FILE and answers commands', async () => {
-    const caFile = join(broker.dir, 'ca.crt');
     node = await startTestNode({ mqtt_url: broker.url, mqtt_ca_file: caFile });
     const client = await connectClient(broker.url, { ca: await import('node:fs/promises').then((fs) => fs.readFile(caFile)) });
     try {

@@ -65,6 +65,8 @@ export async function startMosquitto(extraConfig: string[] = [], options: { port
       'persistence true',
       `persistence_location ${dir}/`,
       'log_dest none',
+      // As root, mosquitto would switch to its own user, which cannot read this test's temp dir.
+      ...(process.getuid?.() === 0 ? ['user root'] : []),
       ...extraConfig,
       '',
     ].join('\n'),
