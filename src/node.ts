@@ -215,6 +215,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       let url = config.mqtt_url;
       // aedes speaks MQTT 3.1.1 only, so the node talks 3.1.1 to its embedded broker.
       let protocolVersion = config.mqtt_protocol_version;
+      const embedded = !url;
       if (!url) {
         const broker = await startEmbeddedBroker({ host: config.mqtt_host, port: config.mqtt_port, logger });
         stops.push({ name: 'embedded broker', stop: () => broker.stop() });
@@ -231,6 +232,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
         logger,
         version: VERSION,
         protocolVersion,
+        embedded,
         schemas,
         telemetryExtras: () => ({ ...telemetry.details() }),
       });

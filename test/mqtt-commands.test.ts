@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { createSchemaRegistry } from '../src/schemas.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
@@ -163,5 +165,118 @@ describe('MQTT commands through the embedded broker', () => {
     await statuses.close();
     assert.ok(changed);
     await request(client, prefix, nodeId, { action: 'delete', filename });
+  });
+
+  test('telemetry is republished every TELEMETRY_INTERVAL_S', async () => {
+    const telemetry = await collect(client, `${prefix}/${nodeId}/telemetry`);
+    const [first, second] = await telemetry.waitFor(() => true, 2);
+    await telemetry.close();
+    for (const message of [first!, second!]) assert.ok(validTelemetry(message.json()), JSON.stringify(validTelemetry.errors));
+    assert.notEqual(first!.json()['timestamp'], second!.json()['timestamp']);
+  });
+
+  test('a burst of events is coalesced into a few status messages', async () => {
+    const statuses = await collect(client, `${prefix}/${nodeId}/status`);
+    await statuses.waitFor();
+    const seen = statuses.messages.length;
+    for (let i = 0; i < 100; i += 1) node.node.events.emit('status_changed', { reason: 'burst' });
+    const capture = await request(client, prefix, nodeId, { action: 'capture' });
+    const imageCount = (m: { json(): Record<string, unknown> }) => (m.json()['storage'] as { image_count: number }).image_count;
+    const [after] = await statuses.waitFor((m) => statuses.messages.indexOf(m) >= seen && imageCount(m) === 1);
+    const published = statuses.messages.indexOf(after!) - seen + 1;
+    await statuses.close();
+    assert.ok(published <= 2, `${published} status messages for 100 events and a capture`);
+    await request(client, prefix, nodeId, { action: 'delete', filename: (capture['file_info'] as { filename: string }).filename });
+  });
+});
+
+describe('MQTT commands on a slow camera', () => {
+  let node: TestNode;
+  let client: MqttClient;
+  let nodeId: string;
+  let control = '';
+  const prefix = 'cameras';
+
+  before(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'camera-node-control-'));
+    control = join(dir, 'fail');
+    // One capture at a time and none waiting: a second capture while one runs is refused as busy.
+    node = await startTestNode({ max_queued_captures: 0 }, { cameraEnv: { CAMERA_SIM_CAPTURE_MS: '700', CAMERA_SIM_CONTROL: control } });
+    nodeId = node.config.node_id;
+    client = await connectClient(node.node.mqttUrl!);
+  });
+  after(async () => {
+    await client?.endAsync();
+    await node?.stop();
+    if (control) await rm(join(control, '..'), { recursive: true, force: true });
+  });
+
+  test('a duplicate arriving while the command runs gets the same reply when it finishes', async () => {
+    const replies = await collect(client, `${prefix}/${nodeId}/res`);
+    const before = (await request(client, prefix, nodeId, { action: 'list' }))['count'] as number;
+    const command = JSON.stringify({ id: 'slow-dup', action: 'capture' });
+    await client.publishAsync(`${prefix}/${nodeId}/cmd`, command, { qos: 1 });
+    await client.publishAsync(`${prefix}/${nodeId}/cmd`, command, { qos: 1 });
+    const [first, second] = await replies.waitFor((m) => m.json()['id'] === 'slow-dup', 2);
+    await replies.close();
+    assert.equal(first!.json()['status'], 'success');
+    assert.deepEqual(second!.json(), first!.json());
+    const after = (await request(client, prefix, nodeId, { action: 'list' }))['count'] as number;
+    assert.equal(after, before + 1);
+  });
+
+  test('a capture refused because the camera is busy gets a busy error reply', async () => {
+    const replies = await collect(client, `${prefix}/${nodeId}/res`);
+    await client.publishAsync(`${prefix}/${nodeId}/cmd`, JSON.stringify({ id: 'busy-a', action: 'capture' }), { qos: 1 });
+    await client.publishAsync(`${prefix}/${nodeId}/cmd`, JSON.stringify({ id: 'busy-b', action: 'capture' }), { qos: 1 });
+    const [a] = await replies.waitFor((m) => m.json()['id'] === 'busy-a');
+    const [b] = await replies.waitFor((m) => m.json()['id'] === 'busy-b');
+    await replies.close();
+    assertValidReply(b!.json());
+    assert.equal(a!.json()['status'], 'success');
+    assert.equal(b!.json()['status'], 'error');
+    assert.equal((b!.json()['error'] as { code: string }).code, 'busy');
+  });
+
+  test('a failed capture gets an error reply and a capture_failed event', async () => {
+    const events = await collect(client, `${prefix}/${nodeId}/events`);
+    await writeFile(control, 'capture-error');
+    try {
+      const reply = await request(client, prefix, nodeId, { id: 'fail-1', action: 'capture' });
+      assertValidReply(reply);
+      assert.equal(reply['status'], 'error');
+      assert.match((reply['error'] as { code: string }).code, /^camera_/);
+      const [event] = await events.waitFor((m) => m.json()['event'] === 'capture_failed');
+      assert.equal(event!.json()['request_id'], 'fail-1');
+      assert.equal(event!.json()['code'], (reply['error'] as { code: string }).code);
+    } finally {
+      await rm(control, { force: true });
+      await events.close();
+    }
+  });
+});
+
+describe('MQTT events of a node at its storage limit', () => {
+  test('an eviction is published on the events topic', async () => {
+    // The tiny sensor's DNG is about 150 kB: the third capture evicts the first.
+    const node = await startTestNode({ storage_limit_mb: 0.4 });
+    const client = await connectClient(node.node.mqttUrl!);
+    try {
+      const nodeId = node.config.node_id;
+      const events = await collect(client, `cameras/${nodeId}/events`);
+      const first = await request(client, 'cameras', nodeId, { action: 'capture' });
+      await request(client, 'cameras', nodeId, { action: 'capture' });
+      const third = await request(client, 'cameras', nodeId, { action: 'capture' });
+      const oldest = (first['file_info'] as { filename: string }).filename;
+      assert.deepEqual(third['evicted'], [oldest]);
+      const [evicted] = await events.waitFor((m) => m.json()['event'] === 'evicted');
+      await events.close();
+      assert.equal((evicted!.json()['image'] as { filename: string }).filename, oldest);
+      assert.equal(evicted!.json()['reason'], 'storage_limit');
+      assert.equal(evicted!.packet.retain, false);
+    } finally {
+      await client.endAsync();
+      await node.stop();
+    }
   });
 });

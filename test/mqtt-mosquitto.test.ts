@@ -32,10 +32,12 @@ describe('against Mosquitto with passwords', { skip: missing ?? false }, () => {
   const secret = 'node-secret-8f2a';
 
   let secrets = '';
+  let passwords = '';
 
   before(async () => {
     secrets = await mkdtemp(join(tmpdir(), 'camera-node-passwords-'));
     const file = await passwordFile(secrets, { cam: secret, controller: 'controller-secret' });
+    passwords = file;
     broker = await startMosquitto([`password_file ${file}`, 'allow_anonymous false']);
     node = await startTestNode({ mqtt_url: broker.url, mqtt_username: 'cam', mqtt_password: secret, mqtt_session_expiry_s: 600 });
   });
@@ -82,6 +84,50 @@ describe('against Mosquitto with passwords', { skip: missing ?? false }, () => {
     const logs = await (await fetch(`${node.httpUrl}/logs?lines=1000`)).text();
     assert.ok(!logs.includes(secret), 'the MQTT password is not logged');
     await assert.rejects(connectClient(broker.url, { username: 'controller', password: 'wrong' }));
+  });
+
+  test('credentials in the MQTT_URL userinfo work and are never shown or logged', async () => {
+    const urlSecret = 'url-secret-3c9d';
+    await execa('mosquitto_passwd', ['-b', passwords, 'urlcam', urlSecret]);
+    broker.reload();
+    const withUserinfo = await startTestNode({ mqtt_url: `mqtt://urlcam:${urlSecret}@127.0.0.1:${broker.port}` });
+    const client = await connectClient(broker.url, { username: 'controller', password: 'controller-secret' });
+    try {
+      // Mosquitto may have reread its password file only after the node's first attempt: it retries.
+      const watch = await collect(client, `cameras/${withUserinfo.config.node_id}/availability`);
+      await watch.waitFor((m) => m.payload.toString() === 'online', 1, 20_000);
+      await watch.close();
+      const reply = await request(client, 'cameras', withUserinfo.config.node_id, { action: 'status' });
+      assert.equal(reply['status'], 'success');
+      const status = await (await fetch(`${withUserinfo.httpUrl}/status`)).text();
+      assert.ok(!status.includes(urlSecret) && !status.includes('urlcam'), status);
+      assert.equal((JSON.parse(status) as { mqtt: { broker: string } }).mqtt.broker, `mqtt://127.0.0.1:${broker.port}`);
+      const logs = await (await fetch(`${withUserinfo.httpUrl}/logs?lines=1000`)).text();
+      assert.ok(!logs.includes(urlSecret), 'the URL password is not logged');
+    } finally {
+      await client.endAsync();
+      await withUserinfo.stop();
+    }
+  });
+
+  test('a refused connection is retried: the node comes online once its user exists', async () => {
+    const late = await startTestNode({ mqtt_url: broker.url, mqtt_username: 'late', mqtt_password: 'late-secret' });
+    const client = await connectClient(broker.url, { username: 'controller', password: 'controller-secret' });
+    try {
+      const watch = await collect(client, `cameras/${late.config.node_id}/availability`);
+      const refused = (await (await fetch(`${late.httpUrl}/status`)).json()) as { mqtt: { connected: boolean; last_error: string | null } };
+      assert.equal(refused.mqtt.connected, false);
+      assert.match(refused.mqtt.last_error ?? '', /refused/i);
+      await execa('mosquitto_passwd', ['-b', passwords, 'late', 'late-secret']);
+      broker.reload();
+      await watch.waitFor((m) => m.payload.toString() === 'online', 1, 30_000);
+      await watch.close();
+      const reply = await request(client, 'cameras', late.config.node_id, { action: 'status' });
+      assert.equal(reply['status'], 'success');
+    } finally {
+      await client.endAsync();
+      await late.stop();
+    }
   });
 
   test('a command published while the broker restarted is executed exactly once after reconnect', async () => {

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,12 @@ import { stillSettings } from '../src/simulator/settings.js';
 import { Options, parseArgs } from '../src/simulator/args.js';
 
 const SIMULATOR = fileURLToPath(new URL('../src/simulator/main.js', import.meta.url));
-const FAST: Record<string, string> = { CAMERA_SIM_SENSOR: 'tiny', CAMERA_SIM_START_MS: '0', CAMERA_SIM_CAPTURE_MS: '0', CAMERA_SIM_WRITE_MBPS: '0' };
+const FAST: Record<string, string> = {
+  CAMERA_SIM_SENSOR: 'tiny',
+  CAMERA_SIM_START_MS: '0',
+  CAMERA_SIM_CAPTURE_MS: '0',
+  CAMERA_SIM_WRITE_MBPS: '0',
+};
 
 function sim(args: string[], env: Record<string, string> = {}) {
   return execa(process.execPath, [SIMULATOR, ...args], { env: { ...FAST, ...env }, reject: false, stdin: 'ignore' });
@@ -146,6 +151,14 @@ function jpegSize(jpeg: Buffer): { width: number; height: number } {
   throw new Error('no SOF0');
 }
 
+function readFileSyncSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 const TINY = SENSORS['tiny'] as (typeof SENSORS)[string];
 const TINY_FACTS = { name: 'tiny', width: TINY.width, height: TINY.height, bits: TINY.bits, cfa: [0, 1, 1, 2] };
 
@@ -186,7 +199,30 @@ describe('command line', () => {
   });
 
   test('the daemon’s options parse, with values attached or separate', () => {
-    const settings = stillSettings(new Options(parseArgs(['-n', '--immediate', '-r', '-o', '/x/a.jpg', '--thumb', '320:240:70', '--metadata', '/x/a.json', '--camera', '0', '--shutter=20000', '--gain=2.5', '--ev=-1', '--awb=daylight', '--denoise=cdn_hq', '--hflip', '-t0'])));
+    const settings = stillSettings(
+      new Options(
+        parseArgs([
+          '-n',
+          '--immediate',
+          '-r',
+          '-o',
+          '/x/a.jpg',
+          '--thumb',
+          '320:240:70',
+          '--metadata',
+          '/x/a.json',
+          '--camera',
+          '0',
+          '--shutter=20000',
+          '--gain=2.5',
+          '--ev=-1',
+          '--awb=daylight',
+          '--denoise=cdn_hq',
+          '--hflip',
+          '-t0',
+        ]),
+      ),
+    );
     assert.equal(settings.output, '/x/a.jpg');
     assert.deepEqual(settings.thumb, { width: 320, height: 240, quality: 70 });
     assert.equal(settings.shutterUs, 20000);
@@ -230,7 +266,10 @@ describe('--list-cameras', () => {
     for (const name of ['imx708', 'ov5647', 'tiny']) {
       const result = await sim(['--list-cameras'], { CAMERA_SIM_SENSOR: name });
       const sensor = SENSORS[name];
-      assert.deepEqual(parseListCameras(result.stdout).map((c) => [c.index, c.sensor, c.width, c.height, c.bit_depth, c.cfa]), [[0, name, sensor?.width, sensor?.height, sensor?.bits, sensor?.cfa]]);
+      assert.deepEqual(
+        parseListCameras(result.stdout).map((c) => [c.index, c.sensor, c.width, c.height, c.bit_depth, c.cfa]),
+        [[0, name, sensor?.width, sensor?.height, sensor?.bits, sensor?.cfa]],
+      );
     }
   });
 
@@ -250,7 +289,20 @@ describe('--list-cameras', () => {
 
 describe('a capture', () => {
   const base = (): string => join(dir, `shot-${Math.random().toString(36).slice(2, 8)}`);
-  const args = (b: string, extra: string[] = [], thumb = '320:240:70'): string[] => ['-n', '--immediate', '-r', '-o', `${b}.jpg`, '--thumb', thumb, '--metadata', `${b}.json`, '--camera', '0', ...extra];
+  const args = (b: string, extra: string[] = [], thumb = '320:240:70'): string[] => [
+    '-n',
+    '--immediate',
+    '-r',
+    '-o',
+    `${b}.jpg`,
+    '--thumb',
+    thumb,
+    '--metadata',
+    `${b}.json`,
+    '--camera',
+    '0',
+    ...extra,
+  ];
 
   test('writes the JPEG, a DNG with the rpicam-still layout, and the metadata', async () => {
     const b = base();
@@ -264,7 +316,8 @@ describe('a capture', () => {
     const metadata = JSON.parse(await readFile(`${b}.json`, 'utf8')) as Record<string, unknown>;
     assert.equal(metadata['ExposureTime'], 20000);
     assert.equal(metadata['AnalogueGain'], 2);
-    for (const key of ['SensorTimestamp', 'Lux', 'ColourGains', 'DigitalGain', 'FrameDuration', 'ColourTemperature']) assert.ok(key in metadata, key);
+    for (const key of ['SensorTimestamp', 'Lux', 'ColourGains', 'DigitalGain', 'FrameDuration', 'ColourTemperature'])
+      assert.ok(key in metadata, key);
     const jpeg = await readFile(`${b}.jpg`);
     assert.equal(jpeg.readUInt16BE(0), 0xffd8);
     assert.equal(jpeg.readUInt16BE(jpeg.length - 2), 0xffd9);
@@ -319,7 +372,16 @@ describe('a capture', () => {
     const b = base();
     await sim(args(b));
     if (tools.exiftool) {
-      const exif = await execa('exiftool', ['-s', '-DNGVersion', '-UniqueCameraModel', '-ImageWidth', '-ImageHeight', '-CFAPattern', '-ThumbnailImage', `${b}.dng`]);
+      const exif = await execa('exiftool', [
+        '-s',
+        '-DNGVersion',
+        '-UniqueCameraModel',
+        '-ImageWidth',
+        '-ImageHeight',
+        '-CFAPattern',
+        '-ThumbnailImage',
+        `${b}.dng`,
+      ]);
       assert.match(exif.stdout, /DNGVersion\s*: 1\.1\.0\.0/);
       assert.match(exif.stdout, /UniqueCameraModel\s*: Raspberry Pi tiny/);
       const jpeg = await execa('exiftool', ['-s', '-Model', '-ThumbnailLength', '-ExposureTime', `${b}.jpg`]);
@@ -423,9 +485,17 @@ describe('failure injection', () => {
     await writeFile(control, 'capture-error\n');
     assert.equal((await sim(args(b), { CAMERA_SIM_CONTROL: control })).exitCode, 255);
     await writeFile(control, '');
-    assert.equal((await sim(args(b), { CAMERA_SIM_CONTROL: control, CAMERA_SIM_FAIL: 'no-camera' })).exitCode, 0, 'an empty file means no failure');
+    assert.equal(
+      (await sim(args(b), { CAMERA_SIM_CONTROL: control, CAMERA_SIM_FAIL: 'no-camera' })).exitCode,
+      0,
+      'an empty file means no failure',
+    );
     await rm(control);
-    assert.equal((await sim(args(b), { CAMERA_SIM_CONTROL: control, CAMERA_SIM_FAIL: 'no-camera' })).exitCode, 255, 'no file: the env applies');
+    assert.equal(
+      (await sim(args(b), { CAMERA_SIM_CONTROL: control, CAMERA_SIM_FAIL: 'no-camera' })).exitCode,
+      255,
+      'no file: the env applies',
+    );
     await writeFile(control, 'melt');
     const bad = await sim(args(b), { CAMERA_SIM_CONTROL: control });
     assert.match(bad.stderr, /CAMERA_SIM_CONTROL: unknown failure 'melt'/);
@@ -434,12 +504,16 @@ describe('failure injection', () => {
 
 describe('signal mode', () => {
   /** Starts `-t 0 --signal` and resolves once it says it is configured (its SIGUSR1 handler is in). */
-  async function startSignalMode(output: string, env: Record<string, string> = {}): Promise<ResultPromise> {
-    const child = execa(process.execPath, [SIMULATOR, '-n', '-t', '0', '--signal', '-r', '-o', output, '--metadata', join(dir, 'sig-meta.json')], {
-      env: { ...FAST, ...env },
-      reject: false,
-      stdin: 'ignore',
-    });
+  async function startSignalMode(output: string, env: Record<string, string> = {}): Promise<{ child: ResultPromise }> {
+    const child = execa(
+      process.execPath,
+      [SIMULATOR, '-n', '-t', '0', '--signal', '-r', '-o', output, '--metadata', join(dir, 'sig-meta.json')],
+      {
+        env: { ...FAST, ...env },
+        reject: false,
+        stdin: 'ignore',
+      },
+    );
     await new Promise<void>((resolve, reject) => {
       let seen = '';
       child.stderr?.on('data', (chunk: Buffer) => {
@@ -448,7 +522,8 @@ describe('signal mode', () => {
       });
       void child.then(() => reject(new Error(`exited before it was ready: ${seen}`)));
     });
-    return child;
+    // Wrapped: an async function returning the child (a thenable) would wait for it to exit.
+    return { child };
   }
 
   async function until(what: string, check: () => Promise<boolean>): Promise<void> {
@@ -460,7 +535,7 @@ describe('signal mode', () => {
   }
 
   test('one capture per SIGUSR1 with the frame counter in the name; SIGUSR2 exits 0', async () => {
-    const child = await startSignalMode(join(dir, 'frame%04d.jpg'));
+    const { child } = await startSignalMode(join(dir, 'frame%04d.jpg'));
     for (let frame = 0; frame < 3; frame++) {
       const dng = join(dir, `frame${String(frame).padStart(4, '0')}.dng`);
       assert.equal(existsSync(dng), false, 'nothing before the signal');
@@ -479,7 +554,7 @@ describe('signal mode', () => {
   test('the control file is read per frame: a failure mid-run ends the app with the error', async () => {
     const control = join(dir, 'sig-control');
     await rm(control, { force: true });
-    const child = await startSignalMode(join(dir, 'ctl%d.jpg'), { CAMERA_SIM_CONTROL: control });
+    const { child } = await startSignalMode(join(dir, 'ctl%d.jpg'), { CAMERA_SIM_CONTROL: control });
     child.kill('SIGUSR1');
     await until('the first frame', async () => (await checkDng(join(dir, 'ctl0.dng'))).complete);
     await writeFile(control, 'capture-error');
@@ -490,8 +565,23 @@ describe('signal mode', () => {
     assert.equal(existsSync(join(dir, 'ctl1.dng')), false);
   });
 
+  test('an app whose parent died exits instead of holding the camera for ever', async (t) => {
+    if (!existsSync('/proc')) return t.skip('needs /proc to watch the orphaned process');
+    // A parent that starts a warm app and vanishes, as a daemon killed with SIGKILL does.
+    const args = [SIMULATOR, '-n', '-t', '0', '--signal', '-o', join(dir, 'orphan%d.jpg')];
+    const parent = `const c = require('node:child_process').spawn(process.execPath, ${JSON.stringify(args)}, { stdio: 'ignore', detached: true, env: ${JSON.stringify(FAST)} }); console.log(c.pid); c.unref(); setTimeout(() => process.exit(0), 200);`;
+    const pid = Number((await execa(process.execPath, ['-e', parent])).stdout.trim());
+    assert.ok(pid > 0);
+    const alive = (): boolean => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSyncSafe(`/proc/${pid}/status`));
+    try {
+      await until('the orphan to exit', async () => !alive());
+    } finally {
+      if (alive()) process.kill(pid, 'SIGKILL');
+    }
+  });
+
   test('SIGTERM ends a signal-mode app by the signal; a non-zero -t ends it after an idle timeout', async () => {
-    const child = await startSignalMode(join(dir, 'term%d.jpg'));
+    const { child } = await startSignalMode(join(dir, 'term%d.jpg'));
     child.kill('SIGTERM');
     assert.equal((await child).signal, 'SIGTERM');
     const timed = await sim(['-n', '-t', '50', '--signal', '-o', join(dir, 'idle%d.jpg')]);

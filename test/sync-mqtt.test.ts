@@ -1,7 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt, { type MqttClient } from 'mqtt';
+import { createSchemaRegistry } from '../src/schemas.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
+
+const validReply = createSchemaRegistry().validator('response.schema.json');
+const assertValid = (reply: unknown): void => assert.ok(validReply(reply), `reply does not match response.schema.json: ${JSON.stringify(validReply.errors)}`);
 
 interface Reply {
   id: string | null;
@@ -59,6 +63,7 @@ describe('capture commands with at over MQTT (a broadcast fires the fleet togeth
     const got = await replies.wait('sync-1', 2);
     assert.deepEqual(got.map((reply) => reply.node_id).sort(), nodes.map((node) => node.config.node_id).sort());
     for (const reply of got) {
+      assertValid(reply);
       assert.equal(reply.status, 'success', JSON.stringify(reply));
       assert.equal(reply.scheduled_at, new Date(at).toISOString());
       assert.ok(Date.parse(reply.triggered_at ?? '') >= at - nodes[0]!.config.schedule_tolerance_ms);
@@ -71,6 +76,7 @@ describe('capture commands with at over MQTT (a broadcast fires the fleet togeth
     const before = node.node.commands.list().count;
     await client.publishAsync(`${prefix}/${node.config.node_id}/cmd`, JSON.stringify({ id: 'sync-past', action: 'capture', at: Date.now() - 10_000 }), { qos: 1 });
     const [reply] = await replies.wait('sync-past');
+    assertValid(reply);
     assert.equal(reply?.status, 'error');
     assert.equal(reply?.error?.code, 'bad_request');
     assert.match(reply?.error?.message ?? '', /in the past/);
@@ -81,6 +87,7 @@ describe('capture commands with at over MQTT (a broadcast fires the fleet togeth
     const node = nodes[1]!;
     await client.publishAsync(`${prefix}/${node.config.node_id}/cmd`, JSON.stringify({ id: 'burst-1', action: 'capture', count: 3, interval_ms: 50 }), { qos: 1 });
     const [reply] = await replies.wait('burst-1');
+    assertValid(reply);
     assert.equal(reply?.status, 'success', JSON.stringify(reply));
     assert.equal(reply?.files?.length, 3);
   });

@@ -6,7 +6,10 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { pino, type Logger } from 'pino';
+import { findOnPath } from '../src/camera/backend.js';
+import { NodeError } from '../src/errors.js';
 import { createWarmCamera, type WarmCameraOptions } from '../src/camera/warm.js';
 import { warmAppArgs } from '../src/camera/warm-app.js';
 import { checkDng } from '../src/camera/warm-dng.js';
@@ -43,6 +46,7 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
   }
 }
 
+const dcraw = await findOnPath('dcraw');
 const noProc = existsSync('/proc') ? false : 'needs /proc (Linux) to see the camera app process';
 
 describe('warm camera with the simulator in signal mode', { skip: noProc }, () => {
@@ -96,6 +100,52 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
     assert.deepEqual(await processesMentioning(warmDir), before, 'the same process served every capture');
     // Nothing is left behind in the warm dir but the pid file.
     assert.deepEqual(await readdir(warmDir), ['app.pid']);
+  });
+
+  test('a DNG written slowly (an SD card) is taken only once it is complete', async () => {
+    const { camera, outDir } = await startCamera('slow-write', { env: { ...FAST_CAMERA, CAMERA_SIM_WRITE_MBPS: '1' } });
+    const output = await camera.capture({ outputBase: join(outDir, 'slow'), settings: {} });
+    const check = await checkDng(output.dngPath);
+    assert.equal(check.complete, true);
+    // 320×240 16-bit samples plus the thumbnail and headers: at 1 MB/s that took well over one poll.
+    assert.ok(check.size > 320 * 240 * 2);
+    assert.ok(output.metadata !== null, 'the metadata written after the DNG came along');
+  });
+
+  test('an app dying mid-DNG fails that capture (nothing half-written is kept) and the next one works', async () => {
+    const control = join(dir, 'crash.control');
+    const { camera, outDir } = await startCamera('crash', { env: { ...FAST_CAMERA, CAMERA_SIM_CONTROL: control } });
+    await writeFile(control, 'crash');
+    await assert.rejects(camera.capture({ outputBase: join(outDir, 'crashed'), settings: {} }), (err: unknown) => {
+      assert.ok(err instanceof NodeError);
+      assert.equal(err.code, 'camera_failed');
+      assert.match(err.message, /exited/);
+      return true;
+    });
+    assert.deepEqual(await readdir(outDir), []);
+    await writeFile(control, 'none');
+    const output = await camera.capture({ outputBase: join(outDir, 'after'), settings: {} });
+    assert.equal((await checkDng(output.dngPath)).complete, true);
+  });
+
+  test('a capture that never completes times out, and the app is replaced', async () => {
+    const control = join(dir, 'hang.control');
+    const { camera, warmDir, outDir } = await startCamera('hang', { captureTimeoutMs: 1500, env: { ...FAST_CAMERA, CAMERA_SIM_CONTROL: control } });
+    const [first] = await processesMentioning(warmDir);
+    await writeFile(control, 'hang');
+    await assert.rejects(camera.capture({ outputBase: join(outDir, 'hung'), settings: {} }), (err: unknown) => err instanceof NodeError && err.code === 'camera_timeout');
+    await writeFile(control, 'none');
+    const output = await camera.capture({ outputBase: join(outDir, 'after'), settings: {} });
+    assert.equal((await checkDng(output.dngPath)).complete, true);
+    assert.ok(!(await processesMentioning(warmDir)).includes(first ?? -1), 'the hung app is gone');
+  });
+
+  test('dcraw identifies a frame taken warm', { skip: dcraw ? false : 'dcraw not installed' }, async () => {
+    const { camera, outDir } = await startCamera('dcraw');
+    const output = await camera.capture({ outputBase: join(outDir, 'frame'), settings: {} });
+    const result = await execa(dcraw ?? 'dcraw', ['-i', output.dngPath], { reject: false });
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.match(result.stdout, /is a Raspberry Pi/);
   });
 
   test('an app that is killed is restarted, and the next capture works on the new one', async () => {

@@ -67,8 +67,11 @@ export interface WarmApp {
   /** The frame the next trigger writes. */
   nextFrame(): number;
   stderr(): string;
-  /** SIGUSR2 (the app's clean exit), then SIGTERM, then SIGKILL, each after the kill grace. */
-  stop(): Promise<WarmExit>;
+  /**
+   * SIGUSR2 (the app's clean exit), then SIGTERM, then SIGKILL, each after the kill grace. An app
+   * that is stuck cannot act on SIGUSR2 (the app reads signals between frames): `stuck` skips it.
+   */
+  stop(options?: { stuck?: boolean }): Promise<WarmExit>;
 }
 
 export const settingsKey = (settings: CaptureSettings): string => settingArgs(settings).join(' ');
@@ -211,9 +214,10 @@ export function startWarmApp(options: WarmAppOptions): WarmApp {
       return paths;
     },
     stderr,
-    stop() {
+    stop(stopOptions = {}) {
       stopping ??= (async () => {
-        for (const signal of ['SIGUSR2', 'SIGTERM', 'SIGKILL'] as const) {
+        const signals = stopOptions.stuck ? (['SIGTERM', 'SIGKILL'] as const) : (['SIGUSR2', 'SIGTERM', 'SIGKILL'] as const);
+        for (const signal of signals) {
           if (gone) break;
           child.kill(signal);
           let timer: NodeJS.Timeout | undefined;

@@ -71,6 +71,12 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   let tail: Promise<unknown> = Promise.resolve();
   let runsPending = 0;
   let lastShown = '';
+  // Apps on their way out. The camera is one device: nothing new may open it until they are gone.
+  let retiring: Promise<unknown> = Promise.resolve();
+
+  function endApp(which: WarmApp, stuck = false): void {
+    retiring = Promise.all([retiring, which.stop({ stuck })]);
+  }
 
   function exclusive<T>(run: () => Promise<T>): Promise<T> {
     runsPending++;
@@ -131,8 +137,8 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     try {
       await Promise.race([which.ready, timeout, aborted]);
     } catch (err) {
-      if (err instanceof NodeError && err.code === 'camera_timeout') void which.stop();
-      if (!which.alive()) handleExit(which, await which.exited);
+      if (err instanceof NodeError && err.code === 'camera_timeout') retire(which, err.message);
+      else if (!which.alive()) handleExit(which, await which.exited);
       throw err;
     } finally {
       clearTimeout(timer);
@@ -142,17 +148,29 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   function handleExit(which: WarmApp, exit: WarmExit): void {
     if (handledExits.has(which)) return;
     handledExits.add(which);
-    if (which !== app) return; // replaced or stopped on purpose
+    if (which !== app) return; // replaced, retired or stopped on purpose
     app = null;
     if (lifetime.signal.aborted || active === 'cold') return;
-    const reason = describeAppFailure(exit);
+    logger.warn({ exit_code: exit.exitCode, signal: exit.signal, stderr: stderrTail(exit.stderr) }, 'warm camera app exited');
+    recordFailure(`warm camera app exited: ${describeAppFailure(exit)}`);
+  }
+
+  /** Takes a misbehaving app out of service at once (the next capture starts another) and ends it. */
+  function retire(which: WarmApp, reason: string): void {
+    handledExits.add(which);
+    if (which === app) app = null;
+    endApp(which, true);
+    if (!lifetime.signal.aborted && active === 'warm') recordFailure(reason);
+  }
+
+  /** One more failure in the window: restart after a backoff, or fall back when there were too many. */
+  function recordFailure(reason: string): void {
     const now = Date.now();
     failures = failures.filter((at) => now - at < restartWindowMs);
     failures.push(now);
-    logger.warn({ exit_code: exit.exitCode, signal: exit.signal, stderr: stderrTail(exit.stderr), failures: failures.length }, 'warm camera app exited');
-    setWarmError(`warm camera app exited: ${reason}`);
+    setWarmError(reason);
     if (failures.length > maxRestarts) {
-      fallBack(`the warm camera app exited ${failures.length} times within ${restartWindowMs / 1000} s (last: ${reason})`);
+      fallBack(`the warm camera app failed ${failures.length} times within ${restartWindowMs / 1000} s (last: ${reason})`);
       return;
     }
     scheduleRestart(RESTART_DELAY_MS * failures.length);
@@ -163,6 +181,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     restartTimer = setTimeout(() => {
       restartTimer = null;
       exclusive(async () => {
+        await retiring;
         if (app || active === 'cold' || lifetime.signal.aborted) return;
         const next = launch(appSettings);
         await becomeReady(next, lifetime.signal);
@@ -178,7 +197,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     restartTimer = null;
     const old = app;
     app = null;
-    if (old) void old.stop();
+    if (old) endApp(old);
     logger.error({ reason, retry_in_s: retryWarmAfterMs / 1000 }, 'the warm camera cannot be kept running; falling back to cold captures');
     setWarmError(`warm camera unavailable, using cold captures: ${reason}`);
     if (retry) armRetry();
@@ -190,6 +209,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       retryTimer = null;
       exclusive(async () => {
         if (active === 'warm' || lifetime.signal.aborted) return;
+        await retiring;
         const next = launch(appSettings);
         try {
           await becomeReady(next, lifetime.signal);
@@ -234,10 +254,16 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     if (!current) {
       if (restartTimer) clearTimeout(restartTimer);
       restartTimer = null;
+      await retiring;
       current = launch(settings);
     }
     await becomeReady(current, signal);
     return current;
+  }
+
+  async function coldCapture(request: CaptureRequest): Promise<CaptureOutput> {
+    await retiring;
+    return cold.capture(request);
   }
 
   async function warmCapture(request: CaptureRequest, signal: AbortSignal): Promise<CaptureOutput> {
@@ -248,7 +274,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     } catch (err) {
       if (signal.aborted) throw abortError(signal);
       // The app failed to start often enough to fall back: this capture goes cold.
-      if (active === 'cold') return cold.capture(request);
+      if (active === 'cold') return coldCapture(request);
       if (err instanceof NodeError && err.code === 'camera_timeout') throw err;
       const failed = app ?? null;
       throw failed ? appFailure(failed, 'the warm camera app failed to start') : new NodeError('camera_failed', `the warm camera app failed to start: ${err instanceof Error ? err.message : String(err)}`);
@@ -276,8 +302,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       if (outcome.kind === 'aborted') throw abortError(signal);
       if (outcome.kind === 'timeout') {
         logger.error({ timeout_ms: options.captureTimeoutMs, stderr: current.stderr() }, 'warm capture timed out; restarting the app');
-        void current.stop();
-        setWarmError(`capture exceeded ${options.captureTimeoutMs} ms`);
+        retire(current, `warm capture exceeded ${options.captureTimeoutMs} ms`);
         throw new NodeError('camera_timeout', `capture exceeded ${options.captureTimeoutMs} ms; the warm camera app is restarted`);
       }
       const error = appFailure(current, 'capture failed: the warm camera app exited');
@@ -350,7 +375,8 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       }
       const current = app;
       app = null;
-      if (current) await current.stop();
+      if (current) endApp(current);
+      await retiring;
       await cold.stop();
       await removePidFile(dir).catch(() => undefined);
     },
@@ -358,7 +384,10 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     probe() {
       return exclusive(async () => {
         // While the app runs it holds the camera, and it running is the proof the camera is there.
-        if (!app?.alive()) await cold.probe();
+        if (!app?.alive()) {
+          await retiring;
+          await cold.probe();
+        }
         return info();
       });
     },
@@ -369,7 +398,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       if (lifetime.signal.aborted) throw new NodeError('shutting_down', 'the camera is stopping');
       const link = linkedController([lifetime.signal, request.signal]);
       try {
-        return await exclusive(() => (active === 'cold' ? cold.capture(request) : warmCapture(request, link.signal)));
+        return await exclusive(() => (active === 'cold' ? coldCapture(request) : warmCapture(request, link.signal)));
       } finally {
         link.dispose();
       }

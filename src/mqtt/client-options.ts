@@ -6,6 +6,15 @@ import { ConfigError, type Config } from '../config/config.js';
 export const RECONNECT_MIN_MS = 1000;
 export const RECONNECT_MAX_MS = 30_000;
 
+/**
+ * The wait before the next connection attempt after `failures` failed ones. The ±20 % jitter keeps a
+ * fleet from reconnecting in lockstep when its broker comes back.
+ */
+export function reconnectDelay(failures: number, random: () => number = Math.random): number {
+  const base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** Math.min(failures, 16));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
 const SCHEMES = new Set(['mqtt:', 'mqtts:', 'ws:', 'wss:']);
 
 /** The broker URL as it may be shown: credentials in the userinfo are dropped. */
@@ -20,7 +29,11 @@ export function displayUrl(url: string): string {
   }
 }
 
-/** Client ids are limited to 23 characters from a small set by MQTT 3.1.1 brokers that enforce it. */
+/**
+ * Stable across restarts, so the broker finds the node's persistent session (and the commands queued
+ * in it) again. Node ids are topic-safe ASCII (config schema); brokers that enforce the 23-character
+ * minimum of MQTT 3.1.1 need node ids of at most 11 characters.
+ */
 export const clientIdFor = (nodeId: string): string => `camera-node_${nodeId}`;
 
 export interface ConnectionSettings {
@@ -76,6 +89,9 @@ export async function connectionSettings(
     keepalive: 30,
     connectTimeout: 10_000,
     reconnectPeriod: RECONNECT_MIN_MS,
+    // A refusal (server unavailable, an auth backend down) is retried with the same backoff as a lost
+    // connection: mqtt.js would otherwise give up for good after one.
+    reconnectOnConnackError: true,
     // The plane subscribes on every connect itself, so a session the broker forgot is rebuilt too.
     resubscribe: false,
     will: { topic: availabilityTopic, payload: Buffer.from('offline'), qos: 1, retain: true },

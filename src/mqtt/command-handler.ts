@@ -24,8 +24,8 @@ export interface Reply {
   [field: string]: unknown;
 }
 
-const DEDUPE_WINDOW_MS = 10 * 60 * 1000;
-const DEDUPE_MAX_ENTRIES = 1000;
+/** Long enough for any broker's redelivery; small enough for a Pi Zero's memory. */
+const DEDUPE_LIMITS = { windowMs: 10 * 60 * 1000, maxEntries: 1000, maxBytes: 2 * 1024 * 1024 };
 
 /** The built-in actions: thin adapters over the same Commands as the HTTP routes. */
 export function builtInActions(commands: Commands, schemas: SchemaRegistry): Map<string, ActionDefinition> {
@@ -57,7 +57,7 @@ export interface CommandHandlerOptions {
  */
 export function createCommandHandler(options: CommandHandlerOptions) {
   const { nodeId, logger } = options;
-  const replies = new ReplyCache<Reply>(DEDUPE_WINDOW_MS, DEDUPE_MAX_ENTRIES);
+  const replies = new ReplyCache<Reply>(DEDUPE_LIMITS, (reply) => Buffer.byteLength(JSON.stringify(reply)));
 
   const errorReply = (id: string | null, action: string | null, err: unknown): Reply => {
     const error = toNodeError(err);

@@ -4,7 +4,7 @@ import type { Commands } from '../commands/types.js';
 import type { Config } from '../config/config.js';
 import type { EventBus, NodeEventName } from '../events.js';
 import { createSchemaRegistry, type SchemaRegistry } from '../schemas.js';
-import { clientIdFor, connectionSettings, displayUrl, RECONNECT_MAX_MS, RECONNECT_MIN_MS } from './client-options.js';
+import { clientIdFor, connectionSettings, displayUrl, reconnectDelay } from './client-options.js';
 import { builtInActions, createCommandHandler, type ActionDefinition, type Reply } from './command-handler.js';
 import { eventMessage, telemetryMessage } from './publishers.js';
 import { commandTopics, nodeTopics, type NodeTopics } from './topics.js';
@@ -22,11 +22,15 @@ export interface MqttPlaneOptions {
   schemas?: SchemaRegistry;
   /** Extra telemetry fields from other parts (load, clock health, delivery counts...). */
   telemetryExtras?: () => Record<string, unknown>;
+  /** The broker is the node's own embedded one (shown in the status). */
+  embedded?: boolean;
 }
 
 export interface MqttPlaneStatus {
   connected: boolean;
+  /** The broker URL without credentials. */
   broker: string;
+  embedded: boolean;
   client_id: string;
   protocol_version: 4 | 5;
   /** The groups this node takes `<prefix>/group/<name>/cmd` commands for. */
@@ -58,8 +62,23 @@ export interface MqttPlane {
 const OWNER = 'mqtt';
 const STATUS_DEBOUNCE_MS = 200;
 const STARTUP_WAIT_MS = 3000;
+/** How long stop() waits for the broker (offline acknowledged, in-flight messages sent) before cutting the socket. */
+const STOP_WAIT_MS = 2000;
 const FORWARDED_EVENTS: NodeEventName[] = ['captured', 'deleted', 'evicted', 'capture_failed'];
-const STATUS_EVENTS: NodeEventName[] = [...FORWARDED_EVENTS, 'camera_changed', 'status_changed'];
+const STATUS_EVENTS: NodeEventName[] = [...FORWARDED_EVENTS, 'camera_changed', 'status_changed', 'delivered', 'delivery_failed'];
+
+/** True when `work` settled within `ms`; the timer never outlives the wait. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   const { config, commands, events } = options;
@@ -71,7 +90,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   const actions = builtInActions(commands, schemas);
   const handler = createCommandHandler({ nodeId: config.node_id, maxCommandBytes: config.mqtt_max_command_bytes, actions, logger });
   const connectHooks: Array<() => void | Promise<void>> = [];
-  const state = { connected: false, connects: 0, lastError: null as string | null, maxPacketSize: null as number | null };
+  const state = { connected: false, connects: 0, failures: 0, lastError: null as string | null, maxPacketSize: null as number | null };
   let client: MqttClient | null = null;
   let telemetryTimer: NodeJS.Timeout | null = null;
   let statusTimer: NodeJS.Timeout | null = null;
@@ -87,8 +106,14 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   };
   const publishJson = (topic: string, value: unknown, retain = false) => publish(topic, JSON.stringify(value), retain);
 
-  const publishStatus = () => publishJson(topics.status, commands.status(), true);
-  const publishTelemetry = () => publishJson(topics.telemetry, telemetryMessage(commands.status(), options.telemetryExtras?.() ?? {}), true);
+  // Retained state is only sent while connected (it is republished on every connect), so a long
+  // outage does not pile status and telemetry messages up in mqtt.js's outgoing queue.
+  const publishStatus = async () => {
+    if (state.connected) await publishJson(topics.status, commands.status(), true);
+  };
+  const publishTelemetry = async () => {
+    if (state.connected) await publishJson(topics.telemetry, telemetryMessage(commands.status(), options.telemetryExtras?.() ?? {}), true);
+  };
   const scheduleStatus = (): void => {
     statusTimer ??= setTimeout(() => {
       statusTimer = null;
@@ -119,8 +144,9 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   async function onConnect(): Promise<void> {
     state.connected = true;
     state.connects += 1;
+    state.failures = 0;
     state.lastError = null;
-    if (client) client.options.reconnectPeriod = RECONNECT_MIN_MS;
+    if (client) client.options.reconnectPeriod = reconnectDelay(0);
     logger.info({ broker: displayUrl(options.url), connects: state.connects }, 'connected to the MQTT broker');
     try {
       await client?.subscribeAsync(subscriptions, { qos: 1 });
@@ -152,6 +178,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     status: () => ({
       connected: state.connected,
       broker: displayUrl(options.url),
+      embedded: options.embedded ?? false,
       client_id: clientIdFor(config.node_id),
       protocol_version: protocolVersion,
       groups: [...config.groups],
@@ -172,11 +199,15 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
         state.lastError = err.message;
         logger.warn({ err: err.message }, 'MQTT error');
       });
-      // mqtt.js retries at a fixed period; doubling it per failed attempt spares a broker that is down.
-      mqttClient.on('offline', () => {
+      mqttClient.on('close', () => {
         if (state.connected) logger.warn('disconnected from the MQTT broker; reconnecting');
         state.connected = false;
-        mqttClient.options.reconnectPeriod = Math.min(RECONNECT_MAX_MS, (mqttClient.options.reconnectPeriod ?? RECONNECT_MIN_MS) * 2);
+      });
+      // mqtt.js retries at a fixed period, read when it arms the next attempt: growing it at each
+      // attempt spares a broker that is down (the first connection is retried the same way).
+      mqttClient.on('reconnect', () => {
+        state.failures += 1;
+        mqttClient.options.reconnectPeriod = reconnectDelay(state.failures);
       });
       for (const event of STATUS_EVENTS) events.on(OWNER, event, scheduleStatus);
       for (const event of FORWARDED_EVENTS) {
@@ -211,15 +242,12 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
       telemetryTimer = statusTimer = null;
       const mqttClient = client;
       if (!mqttClient) return;
-      if (mqttClient.connected) {
-        // Retained offline first, so dashboards see a clean stop the same as a lost node.
-        await publish(topics.availability, 'offline', true);
-        stopping = true;
-        await mqttClient.endAsync();
-      } else {
-        stopping = true;
-        await mqttClient.endAsync(true);
-      }
+      // Retained offline first, so dashboards see a clean stop the same as a lost node. A broker that
+      // stopped answering must not hold the shutdown up: past the wait the socket is cut.
+      const acknowledged = mqttClient.connected && (await settlesWithin(publish(topics.availability, 'offline', true), STOP_WAIT_MS));
+      stopping = true;
+      const ended = await settlesWithin(mqttClient.endAsync(!acknowledged), STOP_WAIT_MS);
+      if (!ended) mqttClient.stream?.destroy();
       state.connected = false;
       client = null;
       logger.info('disconnected from the MQTT broker');

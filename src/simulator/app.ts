@@ -94,7 +94,12 @@ function configuringStreams(camera: SimulatedCamera, still: boolean): void {
   const preview = sensor.modes.find((m) => m.crop[2] === sensor.width && m.crop[3] === sensor.height && m.width < sensor.width) ?? raw;
   const mode = still ? raw : preview;
   const processed = still ? `${settings.width ?? raw.width}x${settings.height ?? raw.height}` : `${preview.width}x${preview.height}`;
-  camera.log.libcamera('INFO', 'Camera', 'camera.cpp:1197', `configuring streams: (0) ${processed}-YUV420 (1) ${mode.width}x${mode.height}-S${sensor.cfa}${mode.bits}_CSI2P`);
+  camera.log.libcamera(
+    'INFO',
+    'Camera',
+    'camera.cpp:1197',
+    `configuring streams: (0) ${processed}-YUV420 (1) ${mode.width}x${mode.height}-S${sensor.cfa}${mode.bits}_CSI2P`,
+  );
 }
 
 /** Signal / keypress mode: one capture per trigger, polled once per viewfinder frame. */

@@ -48,12 +48,27 @@ async function crash(): Promise<never> {
 }
 
 /** The processed image in the `-e` encoding. */
-function processedImage(camera: SimulatedCamera, scene: Scene, exposure: ReturnType<typeof frameExposure>, raw: { width: number; height: number }, date: Date): Buffer {
+function processedImage(
+  camera: SimulatedCamera,
+  scene: Scene,
+  exposure: ReturnType<typeof frameExposure>,
+  raw: { width: number; height: number },
+  date: Date,
+): Buffer {
   const { settings } = camera;
   const explicit = settings.width !== undefined || settings.height !== undefined;
   const size = { width: settings.width ?? raw.width, height: settings.height ?? raw.height };
   if (settings.encoding === 'jpg') {
-    const input = { scene, sensorName: camera.sensor.name, ...size, quality: settings.quality, thumb: settings.thumb, exposureUs: exposure.exposureUs, analogueGain: exposure.analogueGain, date };
+    const input = {
+      scene,
+      sensorName: camera.sensor.name,
+      ...size,
+      quality: settings.quality,
+      thumb: settings.thumb,
+      exposureUs: exposure.exposureUs,
+      analogueGain: exposure.analogueGain,
+      date,
+    };
     return stillJpeg(input, explicit);
   }
   const encoded = encodedSize(size, explicit);
@@ -81,13 +96,21 @@ export async function captureStill(camera: SimulatedCamera, counter: number): Pr
   const fail = failure(knobs);
   if (fail === 'no-camera') throw new AppError('no cameras available');
   if (fail === 'hang') await hang();
-  await sleep(knobs.captureMs);
+  // Zero shutter lag takes a frame already in the viewfinder's buffers: no switch to the still mode,
+  // which is about half the per-capture cost.
+  await sleep(settings.zsl ? knobs.captureMs / 2 : knobs.captureMs);
   if (fail === 'capture-error') throw new AppError('failed to capture still: timed out waiting for a frame from the camera');
 
   const date = new Date();
   const seed = (date.getTime() ^ Math.imul(counter + 1, 0x9e3779b1)) >>> 0;
   const exposure = frameExposure(settings);
-  const scene: Scene = { seed, hflip: settings.hflip, vflip: settings.vflip, exposure: exposure.brightness, colourGains: exposure.colourGains };
+  const scene: Scene = {
+    seed,
+    hflip: settings.hflip,
+    vflip: settings.vflip,
+    exposure: exposure.brightness,
+    colourGains: exposure.colourGains,
+  };
   const raw = rawModeFor(sensor, settings);
   const name = outputName(settings, counter, date);
   log.app('Still capture image received', 2);
@@ -95,7 +118,15 @@ export async function captureStill(camera: SimulatedCamera, counter: number): Pr
   if (name !== null) {
     const image: FilePiece[] = [{ position: 0, data: processedImage(camera, scene, exposure, raw, date) }];
     const dng = settings.raw
-      ? layoutDng({ scene, sensorName: sensor.name, ...raw, cfa: sensor.cfa, exposureUs: exposure.exposureUs, analogueGain: exposure.analogueGain, date })
+      ? layoutDng({
+          scene,
+          sensorName: sensor.name,
+          ...raw,
+          cfa: sensor.cfa,
+          exposureUs: exposure.exposureUs,
+          analogueGain: exposure.analogueGain,
+          date,
+        })
       : null;
     const total = (image[0]?.data.length ?? 0) + (dng?.size ?? 0);
     const rate = throttle(fail === 'slow-write' ? total / SLOW_WRITE_MS : knobs.writeBytesPerMs);
@@ -105,7 +136,11 @@ export async function captureStill(camera: SimulatedCamera, counter: number): Pr
       await symlink(name, settings.latest).catch(() => log.app(`could not make the latest link ${settings.latest}`));
     }
     if (dng) {
-      const finished = await writePieces(dngName(name), dng.pieces, fail === 'crash' ? { rate, stopAfter: Math.floor(dng.size / 2) } : { rate });
+      const finished = await writePieces(
+        dngName(name),
+        dng.pieces,
+        fail === 'crash' ? { rate, stopAfter: Math.floor(dng.size / 2) } : { rate },
+      );
       if (!finished) await crash();
     } else if (fail === 'crash') {
       await crash();
@@ -124,6 +159,9 @@ export async function captureStill(camera: SimulatedCamera, counter: number): Pr
     });
     const text = settings.metadataFormat === 'txt' ? metadataText(metadata) : metadataJson(metadata);
     if (settings.metadata === '-') process.stdout.write(text);
-    else await writeFile(settings.metadata, text).catch(() => Promise.reject(new AppError(`failed to open metadata file ${settings.metadata}`)));
+    else
+      await writeFile(settings.metadata, text).catch(() =>
+        Promise.reject(new AppError(`failed to open metadata file ${settings.metadata}`)),
+      );
   }
 }

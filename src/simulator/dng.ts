@@ -47,7 +47,12 @@ const COLOR_MATRIX = [0.7003, -0.1994, -0.0642, -0.4136, 1.2131, 0.2257, -0.0559
 
 const srationals = (values: readonly number[]): number[] => values.flatMap((v) => [Math.round(v * 10_000), 10_000]);
 
-function ifd0Entries(input: DngInput, thumb: { width: number; height: number; offset: number }, subIfd: number, exifIfd: number): TiffEntry[] {
+function ifd0Entries(
+  input: DngInput,
+  thumb: { width: number; height: number; offset: number },
+  subIfd: number,
+  exifIfd: number,
+): TiffEntry[] {
   const [redGain, blueGain] = input.scene.colourGains;
   return [
     { tag: 254, type: 'LONG', value: [1] }, // NewSubFileType: reduced-resolution image
@@ -114,7 +119,8 @@ export function layoutDng(input: DngInput): DngLayout {
   const thumbData = Buffer.from(renderRgb(input.scene, thumbWidth, thumbHeight));
   const thumbOffset = 8;
   const ifd0Draft = even(thumbOffset + thumbData.length);
-  const draftEntries = (sub: number, exif: number): TiffEntry[] => ifd0Entries(input, { width: thumbWidth, height: thumbHeight, offset: thumbOffset }, sub, exif);
+  const draftEntries = (sub: number, exif: number): TiffEntry[] =>
+    ifd0Entries(input, { width: thumbWidth, height: thumbHeight, offset: thumbOffset }, sub, exif);
   const ifd0Length = ifdByteLength(draftEntries(0, 0));
 
   const rowBytes = input.width * 2;

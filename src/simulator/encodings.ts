@@ -70,7 +70,9 @@ export function encodeYuv420(rgb: Uint8Array, width: number, height: number): Bu
   for (let y = 0; y < ch; y++) {
     for (let x = 0; x < cw; x++) {
       const p = (Math.min(height - 1, y * 2) * width + Math.min(width - 1, x * 2)) * 3;
-      const r = rgb[p] ?? 0, g = rgb[p + 1] ?? 0, b = rgb[p + 2] ?? 0;
+      const r = rgb[p] ?? 0,
+        g = rgb[p + 1] ?? 0,
+        b = rgb[p + 2] ?? 0;
       buf[width * height + y * cw + x] = Math.round(-0.168736 * r - 0.331264 * g + 0.5 * b + 128);
       buf[width * height + cw * ch + y * cw + x] = Math.round(0.5 * r - 0.418688 * g - 0.081312 * b + 128);
     }

@@ -69,7 +69,7 @@ export interface MetadataInput {
 export function frameMetadata(input: MetadataInput): Record<string, unknown> {
   const { exposure } = input;
   // Lux: the scene light that needs this exposure, about 400 lx (a bright room) at 10 ms × 1.0.
-  const lux = Math.round((400 * AUTO_EXPOSURE_US) / (exposure.exposureUs * exposure.analogueGain) * 1000) / 1000;
+  const lux = Math.round(((400 * AUTO_EXPOSURE_US) / (exposure.exposureUs * exposure.analogueGain)) * 1000) / 1000;
   const black16 = blackLevel(input.bits) * 2 ** (16 - input.bits);
   const metadata: Record<string, unknown> = {
     SensorTimestamp: Number(process.hrtime.bigint()),

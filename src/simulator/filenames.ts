@@ -10,7 +10,7 @@ const NAME_BUFFER_BYTES = 128;
 
 /** The integer conversions the apps' names use (`%d`, `%04d`, `%6d`, `%u`…) and `%%`; anything else stays as written. */
 export function formatCounter(format: string, counter: number): string {
-  return format.replace(/%(%|(0?)(\d*)[diu])/g, (whole, body: string, zero: string, width: string) => {
+  return format.replace(/%(%|(0?)(\d*)[diu])/g, (_whole, body: string, zero: string, width: string) => {
     if (body === '%') return '%';
     const text = String(counter);
     const size = width === '' ? 0 : Number(width);

@@ -46,7 +46,8 @@ function number(env: NodeJS.ProcessEnv, name: string, fallback: number): number 
 function failMode(raw: string, source: string): FailMode | null {
   const value = raw.trim();
   if (value === '' || value === 'none') return null;
-  if (!(FAIL_MODES as readonly string[]).includes(value)) throw new KnobError(`${source}: unknown failure '${value}' (one of ${FAIL_MODES.join(', ')})`);
+  if (!(FAIL_MODES as readonly string[]).includes(value))
+    throw new KnobError(`${source}: unknown failure '${value}' (one of ${FAIL_MODES.join(', ')})`);
   return value as FailMode;
 }
 

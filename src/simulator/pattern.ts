@@ -18,8 +18,14 @@ export interface Scene {
 }
 
 const BARS: ReadonlyArray<readonly [number, number, number]> = [
-  [0.9, 0.9, 0.9], [0.9, 0.9, 0.1], [0.1, 0.9, 0.9], [0.1, 0.9, 0.1],
-  [0.9, 0.1, 0.9], [0.9, 0.1, 0.1], [0.1, 0.1, 0.9], [0.2, 0.2, 0.2],
+  [0.9, 0.9, 0.9],
+  [0.9, 0.9, 0.1],
+  [0.1, 0.9, 0.9],
+  [0.1, 0.9, 0.1],
+  [0.9, 0.1, 0.9],
+  [0.9, 0.1, 0.1],
+  [0.1, 0.1, 0.9],
+  [0.2, 0.2, 0.2],
 ];
 
 /** mulberry32: a tiny deterministic generator. */
@@ -65,7 +71,11 @@ function layout(scene: Scene, width: number, height: number): Layout {
   const half = Math.max(1, Math.round(0.06 * height));
   const cx = Math.round(cu * width);
   const cy = Math.round(cv * height);
-  return { columns, rows, square: [Math.max(0, cx - half), Math.max(0, cy - half), Math.min(width, cx + half), Math.min(height, cy + half)] };
+  return {
+    columns,
+    rows,
+    square: [Math.max(0, cx - half), Math.max(0, cy - half), Math.min(width, cx + half), Math.min(height, cy + half)],
+  };
 }
 
 /** The scene as 8-bit RGB, row-major (for the JPEG and the thumbnails). */
@@ -123,7 +133,7 @@ export function renderBayer(scene: Scene, width: number, height: number, bits: n
     const n0 = (y * 97) & 4095;
     for (let x = 0; x < width; x++) {
       const v = (line[x] as number) * f;
-      samples[base + x] = black + (v > max ? max : v) + (noise[(n0 + x) & 4095] as number);
+      samples[base + x] = black + Math.min(v, max) + (noise[(n0 + x) & 4095] as number);
     }
     if (y >= sy0 && y < sy1) samples.fill(2 ** bits - 1, base + sx0, base + sx1);
   }

@@ -24,11 +24,23 @@ export interface Sensor {
   viewfinderFps: number;
 }
 
-const mode = (width: number, height: number, bits: number, fps: number, crop: SensorMode['crop']): SensorMode => ({ width, height, bits, fps, crop });
+const mode = (width: number, height: number, bits: number, fps: number, crop: SensorMode['crop']): SensorMode => ({
+  width,
+  height,
+  bits,
+  fps,
+  crop,
+});
 
 export const SENSORS: Readonly<Record<string, Sensor>> = {
   imx477: {
-    name: 'imx477', width: 4056, height: 3040, bits: 12, cfa: 'RGGB', id: '/base/soc/i2c0mux/i2c@1/imx477@1a', viewfinderFps: 30,
+    name: 'imx477',
+    width: 4056,
+    height: 3040,
+    bits: 12,
+    cfa: 'RGGB',
+    id: '/base/soc/i2c0mux/i2c@1/imx477@1a',
+    viewfinderFps: 30,
     modes: [
       mode(1332, 990, 10, 120.05, [696, 528, 2664, 1980]),
       mode(2028, 1080, 12, 50.03, [0, 440, 4056, 2160]),
@@ -37,7 +49,13 @@ export const SENSORS: Readonly<Record<string, Sensor>> = {
     ],
   },
   imx708: {
-    name: 'imx708', width: 4608, height: 2592, bits: 10, cfa: 'RGGB', id: '/base/soc/i2c0mux/i2c@1/imx708@1a', viewfinderFps: 30,
+    name: 'imx708',
+    width: 4608,
+    height: 2592,
+    bits: 10,
+    cfa: 'RGGB',
+    id: '/base/soc/i2c0mux/i2c@1/imx708@1a',
+    viewfinderFps: 30,
     modes: [
       mode(1536, 864, 10, 120.13, [768, 432, 3072, 1728]),
       mode(2304, 1296, 10, 56.03, [0, 0, 4608, 2592]),
@@ -45,7 +63,13 @@ export const SENSORS: Readonly<Record<string, Sensor>> = {
     ],
   },
   imx219: {
-    name: 'imx219', width: 3280, height: 2464, bits: 10, cfa: 'RGGB', id: '/base/soc/i2c0mux/i2c@1/imx219@10', viewfinderFps: 30,
+    name: 'imx219',
+    width: 3280,
+    height: 2464,
+    bits: 10,
+    cfa: 'RGGB',
+    id: '/base/soc/i2c0mux/i2c@1/imx219@10',
+    viewfinderFps: 30,
     modes: [
       mode(640, 480, 10, 206.65, [1000, 752, 1280, 960]),
       mode(1640, 1232, 10, 41.85, [0, 0, 3280, 2464]),
@@ -54,7 +78,13 @@ export const SENSORS: Readonly<Record<string, Sensor>> = {
     ],
   },
   ov5647: {
-    name: 'ov5647', width: 2592, height: 1944, bits: 10, cfa: 'GBRG', id: '/base/soc/i2c0mux/i2c@1/ov5647@36', viewfinderFps: 30,
+    name: 'ov5647',
+    width: 2592,
+    height: 1944,
+    bits: 10,
+    cfa: 'GBRG',
+    id: '/base/soc/i2c0mux/i2c@1/ov5647@36',
+    viewfinderFps: 30,
     modes: [
       mode(640, 480, 10, 58.92, [16, 0, 2560, 1920]),
       mode(1296, 972, 10, 43.25, [0, 0, 2592, 1944]),
@@ -65,7 +95,13 @@ export const SENSORS: Readonly<Record<string, Sensor>> = {
   // Not a real module: a 12-bit sensor small enough for a capture to take milliseconds in tests,
   // yet with a DNG (150 KB) large enough for storage limits in tests to be set in round numbers.
   tiny: {
-    name: 'tiny', width: 320, height: 240, bits: 12, cfa: 'RGGB', id: '/base/soc/i2c0mux/i2c@1/tiny@1a', viewfinderFps: 100,
+    name: 'tiny',
+    width: 320,
+    height: 240,
+    bits: 12,
+    cfa: 'RGGB',
+    id: '/base/soc/i2c0mux/i2c@1/tiny@1a',
+    viewfinderFps: 100,
     modes: [mode(320, 240, 12, 100.0, [0, 0, 320, 240])],
   },
 };
@@ -109,7 +145,10 @@ export function listCamerasText(sensors: readonly Sensor[]): string {
  * The sensor mode a still is captured in: the one `--mode` names, else (an inference from the app's
  * still configuration) the smallest mode covering the requested output size, else the full array.
  */
-export function rawModeFor(sensor: Sensor, requested: { mode?: { width: number; height: number; bits: number }; width?: number; height?: number }): { width: number; height: number; bits: number } {
+export function rawModeFor(
+  sensor: Sensor,
+  requested: { mode?: { width: number; height: number; bits: number }; width?: number; height?: number },
+): { width: number; height: number; bits: number } {
   if (requested.mode) {
     const width = Math.min(requested.mode.width, sensor.width);
     const height = Math.min(requested.mode.height, sensor.height);

@@ -1,4 +1,4 @@
-import { Options, parseDuration, UsageError } from './args.js';
+import { type Options, parseDuration, UsageError } from './args.js';
 
 /** What a run of rpicam-still was asked to do, from its command line. */
 export interface StillSettings {
@@ -57,7 +57,8 @@ function parseThumb(value: string): StillSettings['thumb'] {
   if (parts.length !== 3 || width === undefined || height === undefined || quality === undefined || parts.some(Number.isNaN)) {
     throw new UsageError('Invalid thumbnail parameters');
   }
-  if (width < 1 || height < 1 || width > 1024 || height > 1024 || quality < 1 || quality > 100) throw new UsageError('Invalid thumbnail parameters');
+  if (width < 1 || height < 1 || width > 1024 || height > 1024 || quality < 1 || quality > 100)
+    throw new UsageError('Invalid thumbnail parameters');
   return { width, height, quality };
 }
 
@@ -104,7 +105,9 @@ export function stillSettings(options: Options): StillSettings {
     height: options.integer('height', 0) || undefined,
     mode: mode === undefined ? undefined : parseMode(mode),
     shutterUs: shutter === undefined ? undefined : parseDuration(shutter, 'shutter', 'us') * 1000 || undefined,
-    gain: (options.number('gain', (n) => Number.isFinite(n) && n >= 0) ?? options.number('analoggain', (n) => Number.isFinite(n) && n >= 0)) || undefined,
+    gain:
+      (options.number('gain', (n) => Number.isFinite(n) && n >= 0) ?? options.number('analoggain', (n) => Number.isFinite(n) && n >= 0)) ||
+      undefined,
     ev: options.number('ev', (n) => Number.isFinite(n) && n >= -10 && n <= 10) ?? 0,
     awb: oneOf(options.string('awb') ?? 'auto', AWB_MODES, 'AWB mode'),
     awbGains: awbGains === undefined ? undefined : parseAwbGains(awbGains),

@@ -45,6 +45,8 @@ export interface Mosquitto {
   /** Stops the broker process (its persistence file is kept, so a restart keeps sessions). */
   kill(): Promise<void>;
   restart(): Promise<void>;
+  /** SIGHUP: Mosquitto rereads its password and ACL files without dropping anyone. */
+  reload(): void;
   stop(): Promise<void>;
 }
 
@@ -100,6 +102,9 @@ export async function startMosquitto(extraConfig: string[] = [], options: { port
     restart: async () => {
       await kill();
       await launch();
+    },
+    reload: () => {
+      (child as ChildProcess | null)?.kill('SIGHUP');
     },
     stop: async () => {
       await kill();
