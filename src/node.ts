@@ -21,6 +21,7 @@ import { createMqttDelivery } from './delivery/mqtt-delivery.js';
 import { createUploadOutbox } from './delivery/outbox.js';
 import { createSchemaRegistry } from './schemas.js';
 import { createImageStore } from './storage/store.js';
+import { CLOCK_CHECK_INTERVAL_MS, createClockMonitor } from './schedule/clock-health.js';
 import { createTelemetry } from './telemetry/sampler.js';
 
 export const VERSION: string = (
@@ -115,6 +116,11 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
     );
     await telemetry.start();
     stops.push({ name: 'telemetry', stop: () => telemetry.stop() });
+    // Scheduled captures fire on this machine's clock: whether it is synchronised goes out with the telemetry.
+    const clock = createClockMonitor({ intervalMs: CLOCK_CHECK_INTERVAL_MS, logger });
+    await clock.start();
+    stops.push({ name: 'clock', stop: () => clock.stop() });
+    statusParts.set('clock', () => clock.snapshot());
 
     const cameraOptions = {
       backend: config.camera_backend,
@@ -234,7 +240,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
         protocolVersion,
         embedded,
         schemas,
-        telemetryExtras: () => ({ ...telemetry.details() }),
+        telemetryExtras: () => ({ ...telemetry.details(), clock: clock.snapshot() }),
       });
       mqttPlane = plane;
       const delivery = createMqttDelivery({

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../src/mqtt/broker.js';
+import { reconnectDelay } from '../src/mqtt/client-options.js';
 import { spawnDaemon } from './helpers/daemon.js';
 import { collect, connectClient, request } from './helpers/mqtt.js';
 import { freePort } from './helpers/mosquitto.js';
@@ -110,8 +111,22 @@ describe('connection life cycle', () => {
     const node = await startTestNode({ mqtt_url: `mqtt://127.0.0.1:${port}`, mqtt_protocol_version: 4 });
     let broker: EmbeddedBroker | null = null;
     try {
-      const status = (await (await fetch(`${node.httpUrl}/status`)).json()) as { mqtt: { connected: boolean } };
+      const status = (await (await fetch(`${node.httpUrl}/status`)).json()) as { mqtt: { connected: boolean; last_error: string | null } };
       assert.equal(status.mqtt.connected, false);
+      assert.match(status.mqtt.last_error ?? '', /ECONNREFUSED/);
+      // Each failed attempt lengthens the wait before the next one.
+      const mqttClient = node.node.mqtt!.client()!;
+      await new Promise<void>((resolve) => {
+        let attempts = 0;
+        const onAttempt = (): void => {
+          attempts += 1;
+          if (attempts < 2) return;
+          mqttClient.off('reconnect', onAttempt);
+          resolve();
+        };
+        mqttClient.on('reconnect', onAttempt);
+      });
+      assert.ok(mqttClient.options.reconnectPeriod! >= reconnectDelay(2, () => 0), `waits ${mqttClient.options.reconnectPeriod} ms after 2 failures`);
       broker = await startEmbeddedBroker({ host: '127.0.0.1', port, logger: silentLogger() });
       const client = await connectClient(broker.url);
       const watch = await collect(client, `cameras/${node.config.node_id}/availability`);

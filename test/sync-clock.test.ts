@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { createSchemaRegistry } from '../src/schemas.js';
-import { createClockMonitor, parseChronyTracking, parseTimedatectl } from '../src/telemetry/clock.js';
+import { createClockMonitor, parseChronyTracking, parseTimedatectl } from '../src/schedule/clock-health.js';
 import { startTestNode } from './helpers/node.js';
 
 const silent = pino({ level: 'silent' });

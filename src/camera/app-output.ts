@@ -55,11 +55,16 @@ export interface AppExit {
   stderr: string;
 }
 
-/** A one-line reason for a failed run: the app's error, else its last words, else how it ended. */
+/**
+ * A one-line reason for a failed run: the app's error, else the signal that killed it (its last
+ * words are then libcamera chatter, not the reason), else its last words, else its exit status.
+ */
 export function describeAppFailure(exit: AppExit): string {
+  const error = appErrorMessage(exit.stderr);
+  if (error !== null) return error;
+  if (exit.signal) return `killed by ${exit.signal}`;
   const line = lastErrorLine(exit.stderr);
   if (line !== null) return line;
-  if (exit.signal) return `killed by ${exit.signal}`;
   if (exit.exitCode !== undefined) return `exited with status ${exit.exitCode}`;
   return 'failed without output';
 }

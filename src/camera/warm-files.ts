@@ -92,8 +92,53 @@ export async function sweepFrames(dir: string): Promise<void> {
 
 export type FrameOutcome = { kind: 'done'; dngBytes: number } | { kind: 'exited' } | { kind: 'timeout' } | { kind: 'aborted' };
 
+/** Changes in the warm dir, as wake-ups. Set up before the trigger, so nothing but the signal happens at the instant. */
+export interface DirWatch {
+  /** Resolves at the next change in the folder, or after `ms`. */
+  next(ms: number): Promise<void>;
+  close(): void;
+}
+
+export function watchDir(dir: string): DirWatch {
+  let wake: (() => void) | null = null;
+  // A change that came while nobody waited: the next wait returns at once.
+  let changed = false;
+  let watcher: FSWatcher | null = null;
+  try {
+    watcher = watch(dir, { persistent: false }, () => {
+      if (wake) wake();
+      else changed = true;
+    });
+    watcher.on('error', () => undefined);
+  } catch {
+    // No watch on this file system: polling alone then.
+    watcher = null;
+  }
+  return {
+    next(ms) {
+      if (changed) {
+        changed = false;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done(): void {
+          clearTimeout(timer);
+          wake = null;
+          resolve();
+        }
+        wake = done;
+      });
+    },
+    close() {
+      wake?.();
+      watcher?.close();
+    },
+  };
+}
+
 export interface AwaitFrameOptions {
-  dir: string;
+  watch: DirWatch;
   dngPath: string;
   deadline: number;
   signal: AbortSignal;
@@ -107,15 +152,8 @@ export interface AwaitFrameOptions {
  * (with polling as a backstop: a watch can miss events on some file systems).
  */
 export async function awaitFrame(options: AwaitFrameOptions): Promise<FrameOutcome> {
-  let wake: (() => void) | null = null;
-  let watcher: FSWatcher | null = null;
-  try {
-    watcher = watch(options.dir, { persistent: false }, () => wake?.());
-    watcher.on('error', () => undefined);
-  } catch {
-    watcher = null;
-  }
-  const onAbort = (): void => wake?.();
+  let stopWaiting: (() => void) | null = null;
+  const onAbort = (): void => stopWaiting?.();
   options.signal.addEventListener('abort', onAbort);
   try {
     for (;;) {
@@ -129,20 +167,17 @@ export async function awaitFrame(options: AwaitFrameOptions): Promise<FrameOutco
       }
       const left = options.deadline - Date.now();
       if (left <= 0) return { kind: 'timeout' };
-      let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        new Promise<void>((resolve) => {
-          wake = resolve;
-          timer = setTimeout(resolve, Math.min(POLL_MS, left));
-        }),
+        options.watch.next(Math.min(POLL_MS, left)),
         options.exited,
+        new Promise<void>((resolve) => {
+          stopWaiting = resolve;
+        }),
       ]);
-      clearTimeout(timer);
-      wake = null;
+      stopWaiting = null;
     }
   } finally {
     options.signal.removeEventListener('abort', onAbort);
-    watcher?.close();
   }
 }
 

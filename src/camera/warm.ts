@@ -2,14 +2,14 @@ import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NodeError } from '../errors.js';
 import { preciseNow, waitUntil } from '../schedule/clock.js';
-import { capturePaths } from './args.js';
+import { capturePaths, type CapturePaths } from './args.js';
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
 import { resolveBackend, type AppInvocation } from './backend.js';
 import { createCamera, linkedController } from './camera.js';
 import { DEFAULT_KILL_GRACE_MS } from './run-app.js';
 import type { Camera, CameraInfo, CameraOptions, CaptureOutput, CaptureRequest, CaptureSettings } from './types.js';
 import { settingsKey, startWarmApp, warmDirFits, type WarmApp, type WarmExit } from './warm-app.js';
-import { awaitFrame, collectMetadata, confirmDng, METADATA_GRACE_MS, moveFrame, prepareWarmDir, removePidFile, sweepFrames, writePidFile } from './warm-files.js';
+import { awaitFrame, collectMetadata, confirmDng, METADATA_GRACE_MS, moveFrame, prepareWarmDir, removePidFile, sweepFrames, watchDir, writePidFile, type FrameOutcome } from './warm-files.js';
 
 export interface WarmCameraOptions extends CameraOptions {
   /** Folder for the warm app's frames: on the same file system as the capture outputs (frames are renamed). */
@@ -281,23 +281,32 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     }
     const out = capturePaths(resolve(request.outputBase));
     await sweepFrames(dir);
-    if (request.at !== undefined) {
-      try {
-        await waitUntil(request.at, signal);
-      } catch {
-        throw abortError(signal);
+    // Everything is ready before the instant, so that at the instant only the signal goes out.
+    const watch = watchDir(dir);
+    let triggeredAt: number;
+    let frame: CapturePaths;
+    let outcome: FrameOutcome;
+    try {
+      if (request.at !== undefined) {
+        try {
+          await waitUntil(request.at, signal);
+        } catch {
+          throw abortError(signal);
+        }
       }
+      triggeredAt = preciseNow();
+      frame = current.trigger();
+      outcome = await awaitFrame({
+        watch,
+        dngPath: frame.dngPath,
+        deadline: Date.now() + options.captureTimeoutMs,
+        signal,
+        exited: current.exited,
+        alive: () => current.alive(),
+      });
+    } finally {
+      watch.close();
     }
-    const triggeredAt = preciseNow();
-    const frame = current.trigger();
-    const outcome = await awaitFrame({
-      dir,
-      dngPath: frame.dngPath,
-      deadline: Date.now() + options.captureTimeoutMs,
-      signal,
-      exited: current.exited,
-      alive: () => current.alive(),
-    });
     if (outcome.kind !== 'done') {
       if (outcome.kind === 'aborted') throw abortError(signal);
       if (outcome.kind === 'timeout') {

@@ -11,10 +11,13 @@ export function preciseNow(): number {
 }
 
 /**
- * How long before the instant the timer hands over to the spin. Timers on a loaded Pi Zero fire
- * several ms late; 20 ms covers that, and spinning that long costs one core for 20 ms per capture.
+ * How long before the instant the timer hands over to the spin. libuv timers have whole-ms
+ * resolution and fire up to a ms or two late on an idle machine; a few ms of spin covers that. A
+ * longer spin buys nothing on a busy machine (the spin needs the CPU as much as the timer does) and
+ * costs a core meanwhile: with many nodes sharing cores (the fleet benchmark) long spins starve each
+ * other and make every node late.
  */
-export const SPIN_MS = 20;
+export const SPIN_MS = 1;
 
 /**
  * Resolves at `at` (epoch ms) on this machine's clock, at once when it has passed. Rejects with the

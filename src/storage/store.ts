@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, readdir, rm, statfs, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, mkdir, readdir, rm, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { NodeError } from '../errors.js';
@@ -52,10 +53,23 @@ const toInfo = (image: IndexedImage): ImageInfo => ({
   delivered: [...image.delivered],
 });
 
-const storageFailed = (message: string, cause: unknown, details?: Record<string, unknown>): NodeError =>
-  new NodeError('storage_failed', message, { cause, ...(details ? { details } : {}) });
+/** What a client is told of a failed file operation: the errno's meaning, never a path or a raw message. */
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EIO: 'I/O error',
+};
 
-const notFound = (filename: string): NodeError => new NodeError('not_found', `no image named ${filename}`, { details: { filename } });
+const storageFailed = (message: string, cause: unknown, details?: Record<string, unknown>): NodeError => {
+  const code = errnoCode(cause);
+  const reason = code ? `: ${ERRNO_TEXT[code] ?? 'file system error'} (${code})` : '';
+  return new NodeError('storage_failed', `${message}${reason}`, { cause, ...(details ? { details } : {}) });
+};
+
+const notFound = (filename: string): NodeError => new NodeError('not_found', `Image not found: ${filename}`, { details: { filename } });
 
 export function createImageStore(options: StoreOptions, logger: Logger, internals: StoreInternals = {}): ImageStore {
   const dir = resolve(options.dir);
@@ -271,6 +285,12 @@ export function createImageStore(options: StoreOptions, logger: Logger, internal
       assertStarted();
       // The size comes from the camera's estimate, not from a client: a bad one is our bug.
       if (!Number.isFinite(bytes) || bytes < 0) throw new NodeError('internal', 'reserve: bytes must be a non-negative number', { details: { bytes: String(bytes) } });
+      // A read-only or unwritable folder would otherwise surface as the camera app failing to open its file.
+      try {
+        await access(tempDir, constants.W_OK);
+      } catch (err) {
+        throw storageFailed('the capture dir is not writable', err, { dir: tempDir });
+      }
       await refreshDiskFree();
       return evict(planEviction(Math.ceil(bytes)));
     },

@@ -13,6 +13,9 @@ export interface Received {
   json<T = Record<string, unknown>>(): T;
 }
 
+/** How many collectors of each client listen on each filter: the last one to close unsubscribes. */
+const listening = new WeakMap<MqttClient, Map<string, number>>();
+
 /**
  * Collects messages on a filter and waits for ones matching a predicate. Subscribes before the caller
  * publishes, so nothing is missed.
@@ -41,7 +44,11 @@ export async function collect(client: MqttClient, filter: string) {
     }
   };
   client.on('message', onMessage);
+  const counts = listening.get(client) ?? new Map<string, number>();
+  listening.set(client, counts);
+  counts.set(filter, (counts.get(filter) ?? 0) + 1);
   await client.subscribeAsync(filter, { qos: 1 });
+  let closed = false;
   return {
     messages,
     /** Resolves with the first `count` messages matching `predicate`; rejects after `timeoutMs`. */
@@ -65,7 +72,15 @@ export async function collect(client: MqttClient, filter: string) {
       });
     },
     async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
       client.off('message', onMessage);
+      const left = (counts.get(filter) ?? 1) - 1;
+      if (left > 0) {
+        counts.set(filter, left);
+        return;
+      }
+      counts.delete(filter);
       await client.unsubscribeAsync(filter).catch(() => undefined);
     },
   };
