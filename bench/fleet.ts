@@ -30,6 +30,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     mode: { type: 'string', default: 'warm' },
     'skip-daemons': { type: 'boolean', default: false },
+    'show-late': { type: 'boolean', default: false },
   },
 });
 const NODES = Number(values.nodes);
@@ -140,6 +141,7 @@ async function measure(fleet: Awaited<ReturnType<typeof fleetClient>>, label: st
     const at = Date.now() + AHEAD_MS;
     const replies = await fleet.broadcast(`${label}-at-${round}`, { at }, NODES);
     withAt.push(spread(replies, at));
+    if (values['show-late']) process.stdout.write(`${label} round ${round} late_ms: ${replies.map((reply) => reply.late_ms ?? Number.NaN).sort((a, b) => a - b).map((ms) => ms.toFixed(2)).join(' ')}\n`);
     late.push(Math.max(...replies.map((reply) => reply.late_ms ?? Number.NaN)));
   }
   return { without: summarize(without).median, withAt: summarize(withAt).median, late: summarize(late).median };

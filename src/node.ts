@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -18,6 +19,8 @@ import type { NodeLogger } from './logs/types.js';
 import { startEmbeddedBroker } from './mqtt/broker.js';
 import { createMqttPlane, type MqttPlane } from './mqtt/plane.js';
 import { createMqttDelivery } from './delivery/mqtt-delivery.js';
+import { createHomeAssistant } from './ha/ha.js';
+import { createMetrics } from './metrics/metrics.js';
 import { createUploadOutbox } from './delivery/outbox.js';
 import { createSchemaRegistry } from './schemas.js';
 import { createImageStore } from './storage/store.js';
@@ -51,6 +54,11 @@ export interface CameraNode {
   start(): Promise<void>;
   /** Reverse order of start; safe to call twice and after a failed start. */
   stop(): Promise<void>;
+}
+
+/** Where people reach this node's HTTP API (Home Assistant's "Visit" link): mDNS name and port. */
+function publicUrl(port: number): string {
+  return `http://${hostname()}.local:${port}`;
 }
 
 /**
@@ -201,7 +209,19 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       deliveryStatus.set('http', () => outbox.status());
     }
 
+    const nodeCommands = commands;
+    const metrics = createMetrics({
+      nodeId: config.node_id,
+      version: VERSION,
+      events: bus,
+      status: () => nodeCommands.status(),
+      usage: () => store.usage(),
+    });
+    metrics.start();
+    stops.push({ name: 'metrics', stop: async () => metrics.stop() });
+
     const app = await createHttpServer({
+      plugins: [metrics.plugin],
       commands,
       logger,
       corsOrigins: config.cors_origins,
@@ -259,11 +279,28 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       statusParts.set('mqtt', () => plane.status());
       await plane.start();
       stops.push({ name: 'mqtt', stop: () => plane.stop() });
+      const homeAssistant = createHomeAssistant({
+        client: () => {
+          const client = plane.client();
+          if (!client) throw new Error('the MQTT plane has no client');
+          return client;
+        },
+        events: bus,
+        logger,
+        nodeId: config.node_id,
+        topicPrefix: config.mqtt_topic_prefix,
+        haPrefix: config.ha_discovery_prefix,
+        version: VERSION,
+        discovery: config.ha_discovery,
+        sensor: () => camera.info().sensor,
+        configurationUrl: config.public_url ?? publicUrl(address.port),
+      });
+      await homeAssistant.start();
+      stops.push({ name: 'home assistant', stop: () => homeAssistant.stop() });
       // Stopped before the plane: an image transfer in flight is aborted before the client ends.
       stops.push({ name: 'mqtt delivery', stop: () => delivery.stop() });
     }
     if (config.timelapse_interval_s > 0) {
-      const nodeCommands = commands;
       timelapse = createTimelapse({
         intervalS: config.timelapse_interval_s,
         ...(config.timelapse_start ? { start: config.timelapse_start } : {}),

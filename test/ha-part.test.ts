@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
-import { Aedes } from 'aedes';
 import { connectAsync, type MqttClient } from 'mqtt';
+import { startEmbeddedBroker } from '../src/mqtt/broker.js';
 import pino from 'pino';
 import { EventBus } from '../src/events.js';
 import { createHomeAssistant } from '../src/ha/ha.js';
@@ -14,23 +13,11 @@ import type { CameraInfo } from '../src/camera/types.js';
 const logger = pino({ level: 'silent' });
 
 /** An in-process broker on a free loopback port (retained messages kept in memory). */
-async function startBroker() {
-  const broker = await Aedes.createBroker();
-  const server = createServer(broker.handle);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url,
-    async stop() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-    },
-  };
-}
+const startBroker = () => startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger });
 
 /** Retained messages under a filter, as a late subscriber (Home Assistant) sees them. */
 async function retained(url: string, filter: string, waitMs = 300): Promise<Map<string, Buffer>> {
-  const client = await connectAsync(url, { protocolVersion: 5 });
+  const client = await connectAsync(url, { protocolVersion: 4 });
   const seen = new Map<string, Buffer>();
   client.on('message', (topic, payload, packet) => {
     if (packet.retain) seen.set(topic, payload);
@@ -72,7 +59,7 @@ function part(client: MqttClient, events: EventBus, overrides: { discovery?: boo
 
 test('publishes retained discovery, republishes on Home Assistant’s birth, publishes previews; off removes', async (t) => {
   const broker = await startBroker();
-  const client = await connectAsync(broker.url, { protocolVersion: 5 });
+  const client = await connectAsync(broker.url, { protocolVersion: 4 });
   const events = new EventBus(logger);
   t.after(async () => {
     await client.endAsync();
@@ -90,7 +77,7 @@ test('publishes retained discovery, republishes on Home Assistant’s birth, pub
   assert.equal(button['command_topic'], 'cameras/cam-a/cmd');
 
   // Home Assistant restarts: its birth message makes the node publish again (a watcher counts them).
-  const watcher = await connectAsync(broker.url, { protocolVersion: 5 });
+  const watcher = await connectAsync(broker.url, { protocolVersion: 4 });
   t.after(() => watcher.endAsync());
   let republished = 0;
   watcher.on('message', (_topic, _payload, packet) => {
@@ -140,7 +127,7 @@ test('publishes retained discovery, republishes on Home Assistant’s birth, pub
 
 test('ha-remove finds camera-node configs by unique id, leaves other integrations alone', async (t) => {
   const broker = await startBroker();
-  const client = await connectAsync(broker.url, { protocolVersion: 5 });
+  const client = await connectAsync(broker.url, { protocolVersion: 4 });
   t.after(async () => {
     await client.endAsync();
     await broker.stop();

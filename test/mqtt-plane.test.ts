@@ -275,6 +275,25 @@ describe('a node whose network drops (embedded broker behind a relay)', () => {
   });
 });
 
+describe('a node whose broker stops answering', () => {
+  test('stop() still ends: the offline publish and the disconnect are bounded waits', { timeout: 30_000 }, async () => {
+    const broker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger: silentLogger() });
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: broker.port });
+    const node = await startTestNode({ mqtt_url: proxy.url, mqtt_protocol_version: 4 });
+    try {
+      assert.equal(node.node.mqtt!.status().connected, true);
+      proxy.freeze();
+      await node.stop();
+      assert.equal(node.node.mqtt!.client(), null, 'the client is gone');
+      assert.equal(node.node.mqtt!.status().connected, false);
+    } finally {
+      await node.stop();
+      await proxy.stop();
+      await broker.stop();
+    }
+  });
+});
+
 describe('over WebSockets', () => {
   test('a ws:// broker URL works end to end', async (t) => {
     // `ws` is the WebSocket library mqtt.js itself uses in Node; the test serves aedes with it.

@@ -29,6 +29,9 @@ const DEFAULT_MAX_RESTARTS = 3;
 const DEFAULT_RESTART_WINDOW_MS = 60_000;
 /** Ten minutes: long enough not to thrash, short enough that a transient fault does not cost a day. */
 const DEFAULT_RETRY_WARM_MS = 10 * 60_000;
+/** How long after the trigger the warm dir is first looked at (below any frame period). */
+const FIRST_LOOK_MS = 5;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 /** Backoff before restart n is n × this. */
 const RESTART_DELAY_MS = 500;
 
@@ -296,6 +299,9 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       }
       triggeredAt = preciseNow();
       frame = current.trigger();
+      // No frame is ready within a viewfinder frame period: step aside rather than look at once, so a
+      // machine firing many nodes at the same instant spends it on the triggers.
+      await sleep(FIRST_LOOK_MS);
       outcome = await awaitFrame({
         watch,
         dngPath: frame.dngPath,

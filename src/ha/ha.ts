@@ -107,8 +107,14 @@ export function createHomeAssistant(options: HomeAssistantOptions): HomeAssistan
   };
 
   // A broker that restarted without persistence lost the retained configs along with our session.
+  // Subscriptions went with it too.
   const onConnect = (packet: { sessionPresent?: boolean }): void => {
-    if (!packet.sessionPresent) track(publishDiscovery(), 'discovery');
+    if (packet.sessionPresent) return;
+    track(mqttSubscribe(), 'subscribe');
+    track(publishDiscovery(), 'discovery');
+  };
+  const mqttSubscribe = async (): Promise<void> => {
+    await client?.subscribeAsync(statusTopic, { qos: 1 });
   };
 
   return {

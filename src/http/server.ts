@@ -1,4 +1,6 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import cors from '@fastify/cors';
 import type { Logger } from 'pino';
 import type { Commands } from '../commands/types.js';
@@ -20,6 +22,23 @@ export interface HttpServerOptions {
 }
 
 /**
+ * Requests Node's HTTP parser rejects (a malformed request line, headers too large) never reach
+ * fastify: they are answered here, on the socket, in the API's error shape.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, detail] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers too large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'request timed out'] : [400, 'malformed HTTP request'];
+  const body = JSON.stringify({ detail, code: 'bad_request' });
+  // A response to HEAD has no body, even an error (the client's parser would choke on one).
+  const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${head ? '' : body}`);
+  }
+  socket.destroy(err);
+}
+
+/**
  * Builds the HTTP API without listening, so tests can `listen({ port: 0 })` and the node decides
  * where. Errors leave in FastAPI's shape, `{"detail": "..."}`, with the code from the catalogue.
  */
@@ -34,6 +53,14 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     // Unknown query parameters are an error, not silently dropped: `?shuter=100` must not "work".
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
     forceCloseConnections: 'idle',
+    // Requests fastify refuses before routing get the same `{"detail": ...}` shape as every other error.
+    frameworkErrors: (error, request, reply) => {
+      const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'path segment too long' : error.code === 'FST_ERR_BAD_URL' ? 'malformed URL (bad percent-encoding)' : 'bad request';
+      request.log.warn({ code: error.code }, 'invalid request');
+      const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      return (reply as FastifyReply).code(status).send({ detail, code: 'bad_request' });
+    },
+    clientErrorHandler: clientError,
   });
 
   app.setErrorHandler((error: FastifyError | NodeError, request, reply) => {
@@ -65,7 +92,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   });
 
   const origins = options.corsOrigins;
-  await app.register(cors, { origin: origins.includes('*') ? '*' : origins, methods: ['GET', 'POST', 'DELETE'] });
+  // Not strict: an OPTIONS request without the CORS headers is answered, not refused with a text body.
+  await app.register(cors, { origin: origins.includes('*') ? '*' : origins, methods: ['GET', 'POST', 'DELETE'], strictPreflight: false });
   if (options.rateLimit > 0) app.addHook('onRequest', createRateLimiter({ perMinute: options.rateLimit }));
   if (options.httpToken) app.addHook('onRequest', bearerAuth(options.httpToken, ['/health']));
 

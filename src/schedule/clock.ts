@@ -1,22 +1,28 @@
 /**
  * Wall-clock time with sub-millisecond resolution, and a precise wait for an absolute instant.
  * Scheduled captures fire "at" an epoch time on this machine's clock; Date.now() ticks in whole
- * milliseconds and setTimeout fires a millisecond or more late (more on a busy Pi), so the wait is a
- * timer until shortly before the instant and then a setImmediate spin for the last stretch.
+ * milliseconds and libuv timers have whole-millisecond resolution, so the wait is a timer aimed at
+ * the instant itself and, when it fires early (its millisecond was rounded down), a setImmediate
+ * spin for the sub-millisecond rest.
+ *
+ * Why no longer spin: it buys nothing on a busy machine (the spin needs the CPU as much as the timer
+ * does) and holds a core meanwhile; where nodes share cores (the fleet benchmark runs 20 on two) the
+ * spins starve each other and every node fires late.
  */
-
-/** The epoch time in ms, fractional: the monotonic clock anchored to the wall clock at process start. */
-export function preciseNow(): number {
-  return performance.timeOrigin + performance.now();
-}
 
 /**
- * How long before the instant the timer hands over to the spin. libuv timers have whole-ms
- * resolution and fire up to a ms or two late on an idle machine; a few ms of spin covers that. A
- * longer spin buys nothing on a busy machine (the spin needs the CPU as much as the timer does) and
- * costs a core meanwhile: with many nodes sharing cores (the fleet benchmark) long spins starve each
- * other and make every node late.
+ * The epoch time in ms, fractional: the monotonic clock anchored to the wall clock at process start,
+ * as long as the two agree. When the wall clock has been stepped since (chrony setting the time of
+ * a Pi that booted without a real-time clock), the anchor is stale and the wall clock wins, to the ms.
  */
+export function preciseNow(): number {
+  const wall = Date.now();
+  const anchored = performance.timeOrigin + performance.now();
+  // Date.now() truncates to the ms: agreeing means `anchored` lies in [wall, wall + 1) give or take slew.
+  return anchored > wall - 1 && anchored < wall + 2 ? anchored : wall;
+}
+
+/** Below this much left, the wait spins rather than arm a timer that cannot resolve it. */
 export const SPIN_MS = 1;
 
 /**
@@ -50,8 +56,8 @@ export function waitUntil(at: number, signal?: AbortSignal, now: () => number = 
     const step = (): void => {
       timer = null;
       const left = at - now();
-      // A timer can also fire early by a fraction of a ms; re-arm until within the spin window.
-      if (left > SPIN_MS) timer = setTimeout(step, left - SPIN_MS);
+      // Aimed at the instant itself: a timer that fires early is re-armed, or left to the spin.
+      if (left > SPIN_MS) timer = setTimeout(step, left);
       else spin();
     };
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import { recordFigures } from '../helpers/faults-figures.js';
 import { api, entries, listImages, sha256Of, waitFor } from '../helpers/faults-fs.js';
-import { readRetained } from '../helpers/faults-mqtt.js';
+import { embeddedBrokerUrl, readRetained } from '../helpers/faults-mqtt.js';
 import { flakyUploadServer, type Behaviour } from '../helpers/faults-upload.js';
 import { collect, connectClient } from '../helpers/mqtt.js';
 import { freePort, mosquittoMissing, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
@@ -43,7 +43,7 @@ test('SIGTERM during a chunked MQTT transfer of a 24 MB image: exit 0, offline p
       HA_DISCOVERY: 'false',
       ...(broker ? { MQTT_URL: broker.url } : {}),
     });
-    const brokerUrl = broker?.url ?? String(daemon.records.find((r) => String(r['msg']).startsWith('no MQTT_URL set'))?.['url']);
+    const brokerUrl = broker?.url ?? await embeddedBrokerUrl(daemon);
     const client = await connectClient(brokerUrl);
     const availability = await collect(client, `cameras/${NODE_ID}/availability`);
     await availability.waitFor((m) => m.payload.toString() === 'online');

@@ -52,3 +52,14 @@ export async function waitForRetainedOnline(url: string, prefix: string, nodeId:
     await sleep(200);
   }
 }
+
+/** The URL of a daemon's embedded broker, from its log (it starts after the HTTP API). */
+export async function embeddedBrokerUrl(daemon: { records: Array<Record<string, unknown>> }, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const record = daemon.records.find((r) => String(r['msg']).startsWith('no MQTT_URL set'));
+    if (record) return String(record['url']);
+    if (Date.now() > deadline) throw new Error('the daemon did not start its embedded broker');
+    await sleep(20);
+  }
+}

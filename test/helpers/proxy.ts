@@ -7,6 +7,8 @@ export interface TcpProxy {
   port: number;
   /** A network outage: cuts every connection (no DISCONNECT is sent) and refuses new ones. */
   cut(): Promise<void>;
+  /** A dead link: the connections stay open but every byte is dropped (no FIN, no RST). */
+  freeze(): void;
   /** Ends the outage: accepts connections again on the same port. */
   restore(): Promise<void>;
   stop(): Promise<void>;
@@ -20,8 +22,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const sockets = new Set<Socket>();
   let server: Server | null = null;
   let port = 0;
+  let frozen = false;
 
   const listen = async (): Promise<void> => {
+    frozen = false;
     const next = createServer((inbound) => {
       const outbound = connect(target.port, target.host);
       for (const socket of [inbound, outbound]) {
@@ -31,7 +35,13 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       }
       inbound.on('close', () => outbound.destroy());
       outbound.on('close', () => inbound.destroy());
-      inbound.pipe(outbound).pipe(inbound);
+      const relay = (from: Socket, to: Socket): void => {
+        from.on('data', (chunk: Buffer) => {
+          if (!frozen) to.write(chunk);
+        });
+      };
+      relay(inbound, outbound);
+      relay(outbound, inbound);
     });
     await new Promise<void>((resolve, reject) => {
       next.once('error', reject);
@@ -53,6 +63,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     url: `mqtt://127.0.0.1:${port}`,
     port,
     cut: close,
+    freeze: () => {
+      frozen = true;
+    },
     restore: listen,
     stop: close,
   };
