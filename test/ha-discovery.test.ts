@@ -6,10 +6,10 @@ import {
   discoveryMessages,
   discoveryTopicsFor,
   ENTITIES,
-  nodeTopics,
   ownedDiscovery,
   type DiscoveryInput,
 } from '../src/ha/discovery.js';
+import { nodeTopics } from '../src/mqtt/topics.js';
 
 /**
  * The rules Home Assistant documents for MQTT discovery (integrations/mqtt "Discovery", and each

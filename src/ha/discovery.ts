@@ -8,6 +8,8 @@
  * the payloads are a few hundred bytes either way and people read them with mosquitto_sub.
  */
 
+import { nodeTopics } from '../mqtt/topics.js';
+
 export type HaComponent = 'button' | 'sensor' | 'binary_sensor' | 'image';
 
 export interface DiscoveryInput {
@@ -28,18 +30,6 @@ export interface DiscoveryMessage {
   objectId: string;
   topic: string;
   payload: Record<string, unknown>;
-}
-
-/** The node's own topics that the entities read and write (as published by the MQTT plane). */
-export function nodeTopics(topicPrefix: string, nodeId: string) {
-  const base = `${topicPrefix}/${nodeId}`;
-  return {
-    availability: `${base}/availability`,
-    status: `${base}/status`,
-    telemetry: `${base}/telemetry`,
-    cmd: `${base}/cmd`,
-    preview: `${base}/preview`,
-  };
 }
 
 export const uniqueIdPrefix = 'camera_node_';
@@ -64,8 +54,9 @@ export const CAPTURE_PAYLOAD_PRESS = '{"action":"capture"}';
 export const CAPTURE_COMMAND_TEMPLATE = '{"action":"capture","id":"ha-{{ (now().timestamp() * 1000) | int }}"}';
 
 /**
- * Telemetry fields as the entities read them (`value_json.<path>`). A sensor whose field is null
- * (no thermal zone) renders `None`, which Home Assistant's MQTT sensor shows as unknown.
+ * Fields of the retained telemetry message (schemas/telemetry.schema.json) as the entities read them
+ * (`value_json.<path>`). A field that is null (no thermal zone) renders `None`, which Home
+ * Assistant's MQTT sensor takes as unknown.
  */
 interface SensorSpec {
   objectId: string;
@@ -75,18 +66,18 @@ interface SensorSpec {
   deviceClass?: string;
   icon?: string;
   diagnostic: boolean;
-  /** A value that only grows (uptime): not `measurement`, so the recorder keeps no statistics for it. */
-  stateClass?: 'measurement' | 'total_increasing';
+  /** Uptime has none: a value that only grows needs no long-term statistics. */
+  stateClass?: 'measurement';
 }
 
 export const SENSORS: readonly SensorSpec[] = [
-  { objectId: 'cpu_temperature', name: 'CPU temperature', path: 'system.cpu_temperature', unit: '°C', deviceClass: 'temperature', diagnostic: true, stateClass: 'measurement' },
-  { objectId: 'cpu_percent', name: 'CPU', path: 'system.cpu_percent', unit: '%', icon: 'mdi:cpu-64-bit', diagnostic: true, stateClass: 'measurement' },
-  { objectId: 'memory_percent', name: 'Memory', path: 'system.memory_percent', unit: '%', icon: 'mdi:memory', diagnostic: true, stateClass: 'measurement' },
-  { objectId: 'disk_percent', name: 'Disk', path: 'system.disk_usage', unit: '%', icon: 'mdi:harddisk', diagnostic: true, stateClass: 'measurement' },
+  { objectId: 'cpu_temperature', name: 'CPU temperature', path: 'cpu_temperature', unit: '°C', deviceClass: 'temperature', diagnostic: true, stateClass: 'measurement' },
+  { objectId: 'cpu_percent', name: 'CPU', path: 'cpu_percent', unit: '%', icon: 'mdi:cpu-64-bit', diagnostic: true, stateClass: 'measurement' },
+  { objectId: 'memory_percent', name: 'Memory', path: 'memory_percent', unit: '%', icon: 'mdi:memory', diagnostic: true, stateClass: 'measurement' },
+  { objectId: 'disk_percent', name: 'Disk', path: 'disk_usage', unit: '%', icon: 'mdi:harddisk', diagnostic: true, stateClass: 'measurement' },
   { objectId: 'storage_used', name: 'Storage used', path: 'storage.used_mb', unit: 'MiB', deviceClass: 'data_size', diagnostic: false, stateClass: 'measurement' },
-  { objectId: 'image_count', name: 'Images', path: 'storage.image_count', unit: 'images', icon: 'mdi:image-multiple', diagnostic: false, stateClass: 'measurement' },
-  { objectId: 'uptime', name: 'Uptime', path: 'system.uptime', unit: 's', deviceClass: 'duration', diagnostic: true },
+  { objectId: 'image_count', name: 'Images', path: 'image_count', unit: 'images', icon: 'mdi:image-multiple', diagnostic: false, stateClass: 'measurement' },
+  { objectId: 'uptime', name: 'Uptime', path: 'uptime', unit: 's', deviceClass: 'duration', diagnostic: true },
 ];
 
 /** Every (component, object id) this version publishes: what `ha-remove` and HA_DISCOVERY=false clear. */

@@ -1,13 +1,8 @@
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
-import {
-  discoveryMessages,
-  discoveryTopicsFor,
-  haStatusTopic,
-  nodeTopics,
-  type DiscoveryMessage,
-} from './discovery.js';
+import { nodeTopics } from '../mqtt/topics.js';
+import { discoveryMessages, discoveryTopicsFor, haStatusTopic, type DiscoveryMessage } from './discovery.js';
 
 /** What the part uses of the mqtt.js client the MQTT plane owns (it never connects or ends it). */
 export type HaClient = Pick<MqttClient, 'publishAsync' | 'subscribeAsync' | 'unsubscribeAsync' | 'on' | 'off' | 'connected'>;
@@ -95,8 +90,10 @@ export function createHomeAssistant(options: HomeAssistantOptions): HomeAssistan
     logger.info({ entities: list.length, prefix: options.haPrefix }, 'Home Assistant discovery off: entities removed');
   }
 
-  const onMessage = (topic: string, payload: Buffer): void => {
-    if (topic !== statusTopic || payload.toString('utf8').trim() !== 'online' || stopped) return;
+  // A retained birth is an old one (Home Assistant sends it unretained by default): the configs went
+  // out at start or connect already, so only a live birth asks for them again.
+  const onMessage = (topic: string, payload: Buffer, packet: { retain?: boolean }): void => {
+    if (topic !== statusTopic || packet.retain || payload.toString('utf8').trim() !== 'online' || stopped) return;
     if (republishTimer) clearTimeout(republishTimer);
     const delay = republishDelayMs + Math.floor(Math.random() * republishDelayMs);
     logger.info({ delay_ms: delay }, 'Home Assistant came online: republishing discovery');
@@ -106,15 +103,13 @@ export function createHomeAssistant(options: HomeAssistantOptions): HomeAssistan
     }, delay);
   };
 
-  // A broker that restarted without persistence lost the retained configs along with our session.
-  // Subscriptions went with it too.
+  // A broker that restarted without persistence lost the retained configs along with our session,
+  // and the subscription too (the plane's client does not resubscribe by itself).
   const onConnect = (packet: { sessionPresent?: boolean }): void => {
-    if (packet.sessionPresent) return;
-    track(mqttSubscribe(), 'subscribe');
+    const mqtt = client;
+    if (packet.sessionPresent || !mqtt) return;
+    track(mqtt.subscribeAsync(statusTopic, { qos: 1 }), 'subscribe');
     track(publishDiscovery(), 'discovery');
-  };
-  const mqttSubscribe = async (): Promise<void> => {
-    await client?.subscribeAsync(statusTopic, { qos: 1 });
   };
 
   return {
@@ -137,7 +132,7 @@ export function createHomeAssistant(options: HomeAssistantOptions): HomeAssistan
       mqtt.on('message', onMessage);
       mqtt.on('connect', onConnect);
       // Neither waits for the broker: a node whose broker is down still starts, and mqtt.js sends
-      // both once connected (QoS 1 publishes are queued, subscriptions replayed on reconnect).
+      // both once connected (QoS 1 packets are queued while offline).
       track(mqtt.subscribeAsync(statusTopic, { qos: 1 }), 'subscribe');
       track(publishDiscovery(), 'discovery');
     },

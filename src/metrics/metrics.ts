@@ -116,37 +116,38 @@ export function createMetrics(options: MetricsOptions): Metrics {
   };
 }
 
-/** The MQTT plane's status block (`connected`, counters): whatever numbers it reports, by name. */
+/** The MQTT plane's status block: whether it is connected, and how many times it connected. */
 function mqttFamilies(block: unknown, common: Labels): MetricFamily[] {
   if (!isRecord(block)) return [];
   const out: MetricFamily[] = [
     gauge('camera_node_mqtt_connected', '1 while connected to the MQTT broker.', [{ labels: common, value: block['connected'] === true ? 1 : 0 }]),
   ];
-  return out.concat(numericCounters('camera_node_mqtt', block, common));
-}
-
-function deliveryFamilies(block: unknown, common: Labels): MetricFamily[] {
-  if (!isRecord(block)) return [];
-  return numericCounters('camera_node_delivery', block, common);
+  const connects = num(block['connects']);
+  if (connects !== null) {
+    out.push({ name: 'camera_node_mqtt_connects_total', help: 'Connections to the MQTT broker made (reconnects included).', type: 'counter', samples: [{ labels: common, value: connects }] });
+  }
+  return out;
 }
 
 /**
- * Counters a part reports in its status block (`*_total` numbers, or plain counts under `counts`),
- * exported as `<prefix>_<key>`. Reading them from the status keeps one source of truth: the part
- * counts once, the status and /metrics both show it.
+ * The status's delivery block, one entry per channel (`{"mqtt": {pending, delivered, failed, ...}}`),
+ * as families labelled by channel. Read from the status so the part counts once and the status and
+ * /metrics cannot disagree.
  */
-function numericCounters(prefix: string, block: Record<string, unknown>, common: Labels): MetricFamily[] {
-  const out: MetricFamily[] = [];
-  for (const [key, value] of Object.entries(block)) {
-    const n = num(value);
-    if (n === null || !/^[a-z_][a-z0-9_]*$/.test(key)) continue;
-    const total = key.endsWith('_total');
-    out.push({
-      name: `${prefix}_${key}`,
-      help: `${prefix.replace(/^camera_node_/, '')} ${key.replaceAll('_', ' ')} (from the status block)`,
-      type: total ? 'counter' : 'gauge',
-      samples: [{ labels: common, value: n }],
+function deliveryFamilies(block: unknown, common: Labels): MetricFamily[] {
+  if (!isRecord(block)) return [];
+  const kinds = [
+    { key: 'delivered', name: 'camera_node_deliveries_total', help: 'Images delivered, by channel (mqtt, http).', type: 'counter' },
+    { key: 'failed', name: 'camera_node_delivery_failures_total', help: 'Deliveries given up, by channel.', type: 'counter' },
+    { key: 'pending', name: 'camera_node_delivery_pending', help: 'Images waiting to be delivered, by channel.', type: 'gauge' },
+  ] as const;
+  const families: MetricFamily[] = kinds.map((kind) => ({ name: kind.name, help: kind.help, type: kind.type, samples: [] }));
+  for (const [channel, channelStatus] of Object.entries(block)) {
+    if (!isRecord(channelStatus)) continue;
+    kinds.forEach((kind, i) => {
+      const value = num(channelStatus[kind.key]);
+      if (value !== null) families[i]?.samples.push({ labels: { ...common, channel }, value });
     });
   }
-  return out;
+  return families.filter((family) => family.samples.length > 0);
 }

@@ -224,7 +224,6 @@ describe('hostile input against one node (daemon on its embedded broker)', { tim
             return;
           }
           const key = err.code ?? err.message;
-          if (process.env['FUZZ_DEBUG']) console.log('transport', key, c.method, c.path.slice(0, 120), c.body?.length, JSON.stringify(c.headers));
           transportErrors.set(key, (transportErrors.get(key) ?? 0) + 1);
           resolve();
         });

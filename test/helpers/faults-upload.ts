@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /**
@@ -19,6 +19,9 @@ export interface UploadRecord {
   /** The status answered (null: none, the request stalled or was cut). */
   status: number | null;
   at: number;
+  headers: IncomingHttpHeaders;
+  /** The request target: path and query. */
+  url: string;
 }
 
 export interface FlakyServerOptions {
@@ -38,7 +41,7 @@ export function flakyUploadServer(options: FlakyServerOptions) {
   const sockets = new Set<Socket>();
   const cutAfter = options.cutAfterBytes ?? 64 * 1024;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const record: UploadRecord = { n: records.length + 1, behaviour: options.decide(records.length + 1), bytes: 0, sha256: null, status: null, at: Date.now() };
+    const record: UploadRecord = { n: records.length + 1, behaviour: options.decide(records.length + 1), bytes: 0, sha256: null, status: null, at: Date.now(), headers: req.headers, url: req.url ?? '' };
     records.push(record);
     const hash = createHash('sha256');
     const answer = (status: number, headers: Record<string, string> = {}): void => {
