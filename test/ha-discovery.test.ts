@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readSchema, type JsonSchema } from '../src/schemas.js';
 import {
   CAPTURE_COMMAND_TEMPLATE,
   CAPTURE_PAYLOAD_PRESS,
@@ -171,4 +172,30 @@ test('removal covers every published topic; only camera-node’s own configs are
   assert.equal(ownedDiscovery('homeassistant', first.topic, Buffer.alloc(0)), null);
   assert.equal(ownedDiscovery('homeassistant', first.topic, Buffer.from('not json')), null);
   assert.equal(ownedDiscovery('homeassistant', 'homeassistant/status', Buffer.from('online')), null);
+});
+
+/** The property a `value_json.a.b` path names in a message schema, or undefined. */
+function schemaAt(schema: JsonSchema, path: string): JsonSchema | undefined {
+  let node: JsonSchema | undefined = schema;
+  for (const key of path.split('.')) node = node?.properties?.[key] as JsonSchema | undefined;
+  return node;
+}
+
+test('value templates read fields the node publishes: telemetry and status as their schemas describe them', () => {
+  const telemetry = readSchema('telemetry.schema.json');
+  const status = readSchema('status.schema.json');
+  const telemetryRequired = new Set((telemetry['required'] as string[] | undefined) ?? []);
+  for (const { component, objectId, payload } of discoveryMessages(input)) {
+    const template = payload['value_template'];
+    if (typeof template !== 'string') continue;
+    const paths = [...template.matchAll(/value_json\.([a-z_.]+)/g)].map((match) => match[1] ?? '');
+    assert.equal(paths.length, 1, `${component}/${objectId}: one field`);
+    const path = paths[0] ?? '';
+    const schema = payload['state_topic'] === nodeTopics('cameras', 'cam-kitchen').telemetry ? telemetry : status;
+    const field = schemaAt(schema, path);
+    assert.ok(field, `${component}/${objectId}: ${path} is not in ${String(schema['$id'])}`);
+    const types = ([] as unknown[]).concat(field['type']);
+    assert.ok(types.includes(component === 'binary_sensor' ? 'boolean' : 'number') || types.includes('integer'), `${objectId}: ${path} type`);
+    if (schema === telemetry) assert.ok(telemetryRequired.has(path.split('.')[0] ?? ''), `${objectId}: ${path} is always in telemetry`);
+  }
 });

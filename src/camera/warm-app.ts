@@ -56,7 +56,8 @@ export interface WarmApp {
   readonly generation: number;
   /** The settings as command-line options: a capture asking for other settings needs a new app. */
   readonly settingsKey: string;
-  readonly metadataPath: string;
+  /** Whether this app writes a metadata file after each frame: unknown (null) until its first capture. */
+  writesMetadata: boolean | null;
   /** Resolves once the app catches SIGUSR1; rejects with its exit when it dies first. */
   readonly ready: Promise<void>;
   /** Resolves (never rejects) when the process is gone. */
@@ -202,7 +203,7 @@ export function startWarmApp(options: WarmAppOptions): WarmApp {
     pid: child.pid,
     generation,
     settingsKey: settingsKey(options.settings),
-    metadataPath: framePaths(dir, generation, 0).metadataPath,
+    writesMetadata: null,
     ready,
     exited,
     alive: () => !gone,

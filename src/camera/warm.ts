@@ -1,15 +1,13 @@
-import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NodeError } from '../errors.js';
-import { preciseNow, waitUntil } from '../schedule/clock.js';
-import { capturePaths, type CapturePaths } from './args.js';
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
 import { resolveBackend, type AppInvocation } from './backend.js';
 import { createCamera, linkedController } from './camera.js';
 import { DEFAULT_KILL_GRACE_MS } from './run-app.js';
 import type { Camera, CameraInfo, CameraOptions, CaptureOutput, CaptureRequest, CaptureSettings } from './types.js';
 import { settingsKey, startWarmApp, warmDirFits, type WarmApp, type WarmExit } from './warm-app.js';
-import { awaitFrame, collectMetadata, confirmDng, METADATA_GRACE_MS, moveFrame, prepareWarmDir, removePidFile, sweepFrames, watchDir, writePidFile, type FrameOutcome } from './warm-files.js';
+import { prepareWarmDir, removePidFile, writePidFile } from './warm-files.js';
+import { takeFrame } from './warm-frame.js';
 
 export interface WarmCameraOptions extends CameraOptions {
   /** Folder for the warm app's frames: on the same file system as the capture outputs (frames are renamed). */
@@ -29,9 +27,6 @@ const DEFAULT_MAX_RESTARTS = 3;
 const DEFAULT_RESTART_WINDOW_MS = 60_000;
 /** Ten minutes: long enough not to thrash, short enough that a transient fault does not cost a day. */
 const DEFAULT_RETRY_WARM_MS = 10 * 60_000;
-/** How long after the trigger the warm dir is first looked at (below any frame period). */
-const FIRST_LOOK_MS = 5;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 /** Backoff before restart n is n × this. */
 const RESTART_DELAY_MS = 500;
 
@@ -65,8 +60,6 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   let appSettings: CaptureSettings = {};
   let generation = 0;
   let failures: number[] = [];
-  // Whether the current app writes a metadata file (unknown until its first capture).
-  let writesMetadata: boolean | null = null;
   let restartTimer: NodeJS.Timeout | null = null;
   let retryTimer: NodeJS.Timeout | null = null;
   let probeTimer: NodeJS.Timeout | null = null;
@@ -117,7 +110,6 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   function launch(settings: CaptureSettings): WarmApp {
     if (!invocation) throw new NodeError('camera_unavailable', 'camera app unavailable');
     generation += 1;
-    writesMetadata = null;
     appSettings = settings;
     const next = startWarmApp({ invocation, dir, generation, settings, cameraIndex: options.cameraIndex, env: options.env, killGraceMs, logger });
     app = next;
@@ -269,7 +261,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     return cold.capture(request);
   }
 
-  async function warmCapture(request: CaptureRequest, signal: AbortSignal): Promise<CaptureOutput> {
+  async function warmCapture(request: CaptureRequest, signal: AbortSignal, retried = false): Promise<CaptureOutput> {
     if (signal.aborted) throw abortError(signal);
     let current: WarmApp;
     try {
@@ -282,64 +274,29 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       const failed = app ?? null;
       throw failed ? appFailure(failed, 'the warm camera app failed to start') : new NodeError('camera_failed', `the warm camera app failed to start: ${err instanceof Error ? err.message : String(err)}`);
     }
-    const out = capturePaths(resolve(request.outputBase));
-    await sweepFrames(dir);
-    // Everything is ready before the instant, so that at the instant only the signal goes out.
-    const watch = watchDir(dir);
-    let triggeredAt: number;
-    let frame: CapturePaths;
-    let outcome: FrameOutcome;
-    try {
-      if (request.at !== undefined) {
-        try {
-          await waitUntil(request.at, signal);
-        } catch {
-          throw abortError(signal);
-        }
-      }
-      triggeredAt = preciseNow();
-      frame = current.trigger();
-      // No frame is ready within a viewfinder frame period: step aside rather than look at once, so a
-      // machine firing many nodes at the same instant spends it on the triggers.
-      await sleep(FIRST_LOOK_MS);
-      outcome = await awaitFrame({
-        watch,
-        dngPath: frame.dngPath,
-        deadline: Date.now() + options.captureTimeoutMs,
-        signal,
-        exited: current.exited,
-        alive: () => current.alive(),
-      });
-    } finally {
-      watch.close();
-    }
-    if (outcome.kind !== 'done') {
-      if (outcome.kind === 'aborted') throw abortError(signal);
-      if (outcome.kind === 'timeout') {
+    const result = await takeFrame({ app: current, dir, request, signal, timeoutMs: options.captureTimeoutMs, logger });
+    switch (result.kind) {
+      case 'done':
+        failures = [];
+        if (warmError !== null) setWarmError(null);
+        return result.output;
+      case 'aborted':
+        throw abortError(signal);
+      case 'timeout':
         logger.error({ timeout_ms: options.captureTimeoutMs, stderr: current.stderr() }, 'warm capture timed out; restarting the app');
         retire(current, `warm capture exceeded ${options.captureTimeoutMs} ms`);
         throw new NodeError('camera_timeout', `capture exceeded ${options.captureTimeoutMs} ms; the warm camera app is restarted`);
+      case 'exited': {
+        const error = appFailure(current, 'capture failed: the warm camera app exited');
+        handleExit(current, await current.exited);
+        // It died before the trigger reached it (nothing of the frame was written): no picture was
+        // taken, so taking it on a fresh app cannot make two. Once, so a failing app fails fast.
+        if (!result.wrote && !retried && active === 'warm') {
+          logger.warn('the warm camera app was gone when triggered; taking the capture on a new one');
+          return warmCapture(request, signal, true);
+        }
+        throw error;
       }
-      const error = appFailure(current, 'capture failed: the warm camera app exited');
-      handleExit(current, await current.exited);
-      throw error;
-    }
-    try {
-      const metadata = await collectMetadata(frame.metadataPath, writesMetadata === false ? 0 : METADATA_GRACE_MS);
-      if (metadata === null && !(await confirmDng(frame.dngPath, outcome.dngBytes))) {
-        throw new NodeError('camera_failed', 'capture failed: the DNG changed after it looked complete');
-      }
-      writesMetadata = metadata !== null;
-      const { jpeg } = await moveFrame(frame, out, metadata);
-      const completedAt = preciseNow();
-      logger.info({ duration_ms: Math.round(completedAt - triggeredAt), dng_bytes: outcome.dngBytes, jpeg, metadata: metadata !== null }, 'capture done');
-      failures = [];
-      if (warmError !== null) setWarmError(null);
-      return { dngPath: out.dngPath, jpegPath: jpeg ? out.jpegPath : null, metadata, triggeredAt, completedAt };
-    } catch (err) {
-      await sweepFrames(dir);
-      await Promise.all([out.dngPath, out.jpegPath, out.metadataPath].map((path) => rm(path, { force: true })));
-      throw err;
     }
   }
 

@@ -4,7 +4,8 @@ import { NodeError, toNodeError } from '../errors.js';
 import type { MqttPlane } from '../mqtt/plane.js';
 import type { SchemaRegistry } from '../schemas.js';
 import type { ImageStore } from '../storage/types.js';
-import { effectiveChunkSize, publishImage, type Manifest } from './chunks.js';
+import { publishImage } from './chunks.js';
+import type { FileDigest, Manifest } from './manifest.js';
 
 export interface MqttDeliveryOptions {
   plane: MqttPlane;
@@ -13,6 +14,8 @@ export interface MqttDeliveryOptions {
   schemas: SchemaRegistry;
   logger: Logger;
   nodeId: string;
+  /** The MQTT topic prefix (`cameras`). */
+  prefix: string;
   chunkSizeBytes: number;
   window: number;
 }
@@ -32,6 +35,8 @@ interface Transfer {
 }
 
 const OWNER = 'mqtt-delivery';
+/** Hashes kept for resends: a receiver asking for a few chunks should not cost a read of the whole file. */
+const DIGEST_CACHE_SIZE = 16;
 
 /**
  * Chunked image delivery over the node's MQTT connection. Transfers run one at a time (memory stays
@@ -45,25 +50,35 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
   const counts = { delivered: 0, failed: 0, lastError: null as string | null, lastDeliveredAt: null as string | null };
   const abort = new AbortController();
   let chain: Promise<unknown> = Promise.resolve();
+  // Keyed by name, size and mtime: a later image under a freed name is never taken for an earlier one.
+  const digests = new Map<string, FileDigest>();
+  const remember = (key: string, digest: FileDigest): void => {
+    digests.delete(key);
+    digests.set(key, digest);
+    if (digests.size > DIGEST_CACHE_SIZE) digests.delete(digests.keys().next().value as string);
+  };
 
   async function transfer(job: Transfer): Promise<Manifest> {
     const client = plane.client();
     if (!client?.connected) throw new NodeError('delivery_failed', 'not connected to the MQTT broker');
     const info = store.get(job.filename);
     const started = Date.now();
+    const digestKey = `${info.filename}\n${info.size}\n${info.modified}`;
+    const digest = digests.get(digestKey);
     const manifest = await publishImage({
       client,
-      imagesTopic: plane.topics.images,
+      prefix: options.prefix,
       nodeId: options.nodeId,
-      path: store.pathOf(info.filename),
-      filename: info.filename,
-      capturedAt: info.created,
-      chunkSize: effectiveChunkSize(options.chunkSizeBytes, plane.brokerMaxPacketSize()),
+      image: { path: store.pathOf(info.filename), filename: info.filename, capturedAt: info.created },
+      chunkSizeBytes: options.chunkSizeBytes,
+      maxPacketSize: plane.brokerMaxPacketSize(),
       window: options.window,
       requestId: job.requestId,
       signal: abort.signal,
-      ...(job.only ? { only: job.only } : {}),
+      ...(digest ? { digest } : {}),
+      ...(job.only ? { onlyChunks: job.only } : {}),
     });
+    remember(digestKey, { sha256: manifest.sha256, size: manifest.size });
     if (!job.only) await store.markDelivered(info.filename, 'mqtt');
     counts.delivered += 1;
     counts.lastDeliveredAt = new Date().toISOString();

@@ -1,14 +1,14 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import { NodeError, toNodeError } from '../errors.js';
+import { syncDir, writeFileAtomic } from '../storage/files.js';
 import type { ImageStore } from '../storage/types.js';
-import { sha256File } from './chunks.js';
+import { sha256File } from './manifest.js';
 import { isRetryable, uploadFile } from './upload.js';
 
 export const OUTBOX_DIR = '.outbox';
-const FIRST_RETRY_MS = 2000;
 
 export interface UploadOutboxOptions {
   /** The capture dir: the outbox lives in `<dir>/.outbox`, one JSON file per image to upload. */
@@ -21,7 +21,11 @@ export interface UploadOutboxOptions {
   method: 'POST' | 'PUT';
   headers: Record<string, string>;
   idleTimeoutMs: number;
+  /** The wait before the first retry; it doubles at each failure up to retryMaxMs. */
+  retryBaseMs: number;
   retryMaxMs: number;
+  /** Give an upload up after this many failed attempts; 0 = keep trying while the image exists. */
+  maxAttempts: number;
   /** For tests: the jitter source. */
   random?: () => number;
 }
@@ -45,6 +49,28 @@ export interface OutboxStatus {
 }
 
 const entryFile = (filename: string): string => `${filename}.json`;
+
+function readEntry(value: unknown): Entry | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const raw = value as Record<string, unknown>;
+  if (typeof raw['filename'] !== 'string') return null;
+  const number = (key: string): number => {
+    const found = raw[key];
+    return typeof found === 'number' && Number.isFinite(found) ? found : 0;
+  };
+  const text = (key: string): string | null => {
+    const found = raw[key];
+    return typeof found === 'string' ? found : null;
+  };
+  return {
+    filename: raw['filename'],
+    request_id: text('request_id'),
+    attempts: number('attempts'),
+    next_at: number('next_at'),
+    created_at: text('created_at') ?? new Date().toISOString(),
+    last_error: text('last_error'),
+  };
+}
 
 /**
  * A durable queue of uploads: each image to upload is a small JSON file written atomically, so the
@@ -72,21 +98,23 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
     }
   })();
 
+  // Synced to the device: an upload asked for must survive a power cut, not only a crash.
   async function save(entry: Entry): Promise<void> {
-    const partial = join(dir, `${entryFile(entry.filename)}.partial`);
-    await writeFile(partial, JSON.stringify(entry));
-    await rename(partial, join(dir, entryFile(entry.filename)));
+    const name = entryFile(entry.filename);
+    await writeFileAtomic(join(dir, name), join(dir, `${name}.partial`), dir, JSON.stringify(entry));
   }
 
   async function forget(entry: Entry): Promise<void> {
     entries.delete(entry.filename);
     await rm(join(dir, entryFile(entry.filename)), { force: true });
+    await syncDir(dir).catch(() => undefined);
   }
 
   function backoffMs(attempts: number, retryAfterS: number | null): number {
     if (retryAfterS !== null) return Math.min(options.retryMaxMs, retryAfterS * 1000);
-    const ceiling = Math.min(options.retryMaxMs, FIRST_RETRY_MS * 2 ** Math.max(0, attempts - 1));
-    // Full jitter: a fleet that lost its target together does not come back in lockstep.
+    const ceiling = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
+    // Jitter over the upper half: a fleet that lost its target together does not come back in
+    // lockstep, and no retry comes much sooner than the backoff asks.
     return Math.round(ceiling / 2 + (random() * ceiling) / 2);
   }
 
@@ -128,6 +156,7 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
   }
 
   async function retryLater(entry: Entry, reason: string, retryAfterS: number | null): Promise<void> {
+    if (options.maxAttempts > 0 && entry.attempts + 1 >= options.maxAttempts) return giveUp(entry, `${reason} (after ${entry.attempts + 1} attempts)`);
     entry.attempts += 1;
     entry.last_error = reason;
     entry.next_at = Date.now() + backoffMs(entry.attempts, retryAfterS);
@@ -149,7 +178,11 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
       const next = [...entries.values()].sort((a, b) => a.next_at - b.next_at)[0];
       const waitMs = next ? next.next_at - Date.now() : Number.POSITIVE_INFINITY;
       if (next && waitMs <= 0) {
-        await attempt(next);
+        await attempt(next).catch((err: unknown) => {
+          // The outbox file could not be written or removed: try again later rather than spin.
+          logger.error({ err, filename: next.filename }, 'upload bookkeeping failed');
+          next.next_at = Date.now() + options.retryMaxMs;
+        });
         continue;
       }
       await new Promise<void>((resolve) => {
@@ -163,6 +196,7 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
   }
 
   async function enqueue(filename: string, requestId: string | null): Promise<void> {
+    store.pathOf(filename); // invalid_filename for a name the store could not have produced
     if (entries.has(filename)) return;
     const entry: Entry = { filename, request_id: requestId, attempts: 0, next_at: Date.now(), created_at: new Date().toISOString(), last_error: null };
     entries.set(filename, entry);
@@ -181,9 +215,11 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
           continue;
         }
         try {
-          const entry = JSON.parse(await readFile(join(dir, name), 'utf8')) as Entry;
-          if (typeof entry.filename !== 'string' || entryFile(entry.filename) !== name) throw new Error('unexpected content');
-          entries.set(entry.filename, { ...entry, next_at: Math.min(entry.next_at, Date.now()) });
+          const entry = readEntry(JSON.parse(await readFile(join(dir, name), 'utf8')) as unknown);
+          if (!entry || entryFile(entry.filename) !== name) throw new Error('unexpected content');
+          // A Retry-After or backoff still runs after a restart, but never longer than the longest wait
+          // (the clock may have been set back); an upload cut by stop() was due and starts at once.
+          entries.set(entry.filename, { ...entry, next_at: Math.min(entry.next_at, Date.now() + options.retryMaxMs) });
         } catch (err) {
           logger.warn({ file: name, err: (err as Error).message }, 'unreadable outbox entry removed');
           await rm(join(dir, name), { force: true });

@@ -5,7 +5,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DNG_CONTENT_TYPE } from './chunks.js';
+import { DNG_CONTENT_TYPE } from './manifest.js';
 
 export interface UploadRequest {
   url: string;
