@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Commands } from '../commands/types.js';
@@ -146,7 +147,11 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     state.connects += 1;
     state.failures = 0;
     state.lastError = null;
-    if (client) client.options.reconnectPeriod = reconnectDelay(0);
+    if (client) {
+      client.options.reconnectPeriod = reconnectDelay(0);
+      // Replies are small packets: Nagle's algorithm would hold each one for a delayed ACK (~40 ms).
+      (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
+    }
     logger.info({ broker: displayUrl(options.url), connects: state.connects }, 'connected to the MQTT broker');
     try {
       await client?.subscribeAsync(subscriptions, { qos: 1 });
