@@ -8,6 +8,7 @@
 #                                                      (--purge: also settings, images, logs, user)
 # For tests and packaging:
 #   --root DIR     act on DIR as if it were / (no users, no chown, no systemctl); also ROOT=DIR
+#                  or DESTDIR=DIR
 #   --dry-run      print each step, change nothing
 #   --no-start     install and enable, but do not (re)start the service
 # Environment: NPM, NODE (the commands used; defaults npm, node), UNAME_M (the machine, for tests).
@@ -17,7 +18,7 @@ MIN_NODE_MAJOR=20
 APP=camera-node
 APP_USER=camera-node
 
-ROOT="${ROOT:-/}"
+ROOT="${ROOT:-${DESTDIR:-/}}"
 NPM="${NPM:-npm}"
 NODE="${NODE:-node}"
 DRY_RUN=0
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
     --uninstall) UNINSTALL=1; shift ;;
     --purge) PURGE=1; shift ;;
     --no-start) START=0; shift ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) TARBALL="$1"; shift ;;
   esac

@@ -201,7 +201,9 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
         method: config.upload_method,
         headers: config.upload_headers,
         idleTimeoutMs: config.upload_timeout_s * 1000,
+        retryBaseMs: config.upload_retry_base_s * 1000,
         retryMaxMs: config.upload_retry_max_s * 1000,
+        maxAttempts: config.upload_max_attempts,
       });
       await outbox.start();
       stops.push({ name: 'upload outbox', stop: () => outbox.stop() });
@@ -270,6 +272,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
         schemas,
         logger,
         nodeId: config.node_id,
+        prefix: config.mqtt_topic_prefix,
         chunkSizeBytes: config.chunk_size_kb * 1024,
         window: config.delivery_window,
       });

@@ -32,6 +32,7 @@ const CONFIG_KEYS: Record<ConfigKey, true> = {
   mqtt_protocol_version: true, mqtt_topic_prefix: true, mqtt_session_expiry_s: true,
   mqtt_max_command_bytes: true, groups: true, telemetry_interval_s: true, deliver: true, chunk_size_kb: true, delivery_window: true,
   upload_url: true, upload_method: true, upload_headers: true, upload_timeout_s: true, upload_retry_max_s: true,
+  upload_retry_base_s: true, upload_max_attempts: true,
   ha_discovery: true, ha_discovery_prefix: true, public_url: true,
   camera_mode: true, max_schedule_ahead_s: true, schedule_tolerance_ms: true, max_scheduled_captures: true,
   timelapse_interval_s: true, timelapse_start: true, timelapse_stop: true,

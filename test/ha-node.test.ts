@@ -32,11 +32,14 @@ function renderValueTemplate(template: string, value: Json): string {
   return field === null ? 'None' : String(field);
 }
 
-/** The retained message on a topic, as a subscriber arriving now (Home Assistant) gets it. */
-async function retainedOn(client: MqttClient, topic: string): Promise<Buffer> {
+/**
+ * The message on a retained topic as a subscriber arriving now gets it: the retained one, or, when
+ * the node's first publication is still on its way, that one live.
+ */
+async function messageOn(client: MqttClient, topic: string): Promise<Buffer> {
   const messages = await collect(client, topic);
   try {
-    const [message] = await messages.waitFor((m) => m.packet.retain === true);
+    const [message] = await messages.waitFor();
     return message!.payload;
   } finally {
     await messages.close();
@@ -52,11 +55,17 @@ function teardown(t: { after(fn: () => Promise<void>): void }): (step: () => Pro
   return (step) => steps.push(step);
 }
 
+/** Every discovery config of a node, by topic, retained or (published just now) live. */
 async function discoveryConfigs(client: MqttClient, nodeId: string): Promise<Map<string, Json>> {
   const configs = await collect(client, `homeassistant/+/${nodeId}/+/config`);
   try {
-    const found = await configs.waitFor((m) => m.packet.retain === true && m.payload.length > 0, ENTITIES.length);
-    return new Map(found.map((m) => [m.topic, m.json()]));
+    const byTopic = (): Map<string, Json> => new Map(configs.messages.filter((m) => m.payload.length > 0).map((m) => [m.topic, m.json()]));
+    const deadline = Date.now() + 10_000;
+    while (byTopic().size < ENTITIES.length) {
+      if (Date.now() > deadline) throw new Error(`discovery configs: ${[...byTopic().keys()].join(', ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return byTopic();
   } finally {
     await configs.close();
   }
@@ -82,10 +91,10 @@ test('a whole node: every topic its entities reference is published, templates r
   const values = new Map<string, string>();
   for (const [topic, config] of configs) {
     // Availability: the node's retained availability says online.
-    assert.equal((await retainedOn(client, String(config['availability_topic']))).toString(), config['payload_available'], topic);
+    assert.equal((await messageOn(client, String(config['availability_topic']))).toString(), config['payload_available'], topic);
     assert.match(String((config['device'] as Json)['configuration_url']), new RegExp(`^http://.+:${port}$`));
     if (typeof config['state_topic'] === 'string') {
-      const message = JSON.parse((await retainedOn(client, config['state_topic'])).toString()) as Json;
+      const message = JSON.parse((await messageOn(client, config['state_topic'])).toString()) as Json;
       values.set(String(config['unique_id']), renderValueTemplate(String(config['value_template']), message));
     }
   }
@@ -111,7 +120,7 @@ test('a whole node: every topic its entities reference is published, templates r
 
   // The image entity's topic holds the latest capture's preview, a JPEG.
   const image = configs.get(`homeassistant/image/${nodeId}/latest/config`) ?? {};
-  const preview = await retainedOn(client, String(image['image_topic']));
+  const preview = await messageOn(client, String(image['image_topic']));
   assert.equal(image['content_type'], 'image/jpeg');
   assert.deepEqual([...preview.subarray(0, 2)], [0xff, 0xd8]);
   assert.deepEqual([...preview.subarray(-2)], [0xff, 0xd9]);
@@ -125,14 +134,19 @@ test('unique ids and topics survive a restart; HA_DISCOVERY=false removes the en
   cleanup(() => client.endAsync());
   const nodeId = `ha-restart-${process.pid}`;
   const overrides = { node_id: nodeId, mqtt_url: broker.url, mqtt_protocol_version: 4 as const };
-  const ids = async (): Promise<string[]> => [...(await discoveryConfigs(client, nodeId))].map(([topic, c]) => `${topic} ${String(c['unique_id'])}`).sort();
+  // Subscribed before the nodes start, so each node's own publications arrive live (not retained).
+  const published = await collect(client, `homeassistant/+/${nodeId}/+/config`);
+  cleanup(() => published.close());
+  const ids = (messages: typeof published.messages): string[] => messages.map((m) => `${m.topic} ${String(m.json()['unique_id'])}`).sort();
 
   const first = await startTestNode(overrides);
-  const before = await ids();
+  const before = ids(await published.waitFor((m) => !m.packet.retain, ENTITIES.length));
   await first.stop();
   const second = await startTestNode(overrides);
-  assert.deepEqual(await ids(), before);
+  const both = await published.waitFor((m) => !m.packet.retain, ENTITIES.length * 2);
   await second.stop();
+  assert.equal(new Set(before).size, ENTITIES.length);
+  assert.deepEqual(ids(both.slice(ENTITIES.length)), before);
 
   const removals = await collect(client, `homeassistant/+/${nodeId}/+/config`);
   cleanup(() => removals.close());

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectAsync, type MqttClient } from 'mqtt';
+import { execa } from 'execa';
+import { MAIN } from './helpers/daemon.js';
 import { startEmbeddedBroker } from '../src/mqtt/broker.js';
 import pino from 'pino';
 import { EventBus } from '../src/events.js';
@@ -167,4 +169,28 @@ test('ha-remove arguments: --node (repeatable, comma lists), --all, the rest for
     rest: ['--mqtt-url', 'mqtt://x'],
   });
   assert.throws(() => parseHaRemoveArgs(['--node']), /--node needs a node id/);
+});
+
+test('`camera-node ha-remove --broker URL --node ID` clears that node’s entities', async (t) => {
+  const broker = await startBroker();
+  const client = await connectAsync(broker.url, { protocolVersion: 4 });
+  t.after(async () => {
+    await client.endAsync();
+    await broker.stop();
+  });
+  const events = new EventBus(logger);
+  const ha = part(client, events);
+  await ha.start();
+  await ha.publishDiscovery();
+  await ha.stop();
+  assert.equal((await retained(broker.url, 'homeassistant/#')).size, ENTITIES.length);
+
+  const run = await execa(process.execPath, [MAIN, 'ha-remove', '--broker', broker.url, '--node', 'cam-a'], { reject: false, timeout: 30_000 });
+  assert.equal(run.exitCode, 0, run.stderr);
+  assert.match(run.stdout, /cam-a/);
+  assert.equal((await retained(broker.url, 'homeassistant/#')).size, 0);
+  // Without a node or --all it explains itself and changes nothing.
+  const bare = await execa(process.execPath, [MAIN, 'ha-remove', '--broker', broker.url], { reject: false, timeout: 30_000 });
+  assert.equal(bare.exitCode, 2);
+  assert.match(`${bare.stdout}${bare.stderr}`, /--node ID/);
 });

@@ -1,194 +1,186 @@
-import { after, before, describe, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { VERSION } from '../src/node.js';
-import { startTestNode, type TestNode } from './helpers/node.js';
+import { CONTENT_TYPE, Counter, gauge, Histogram, render } from '../src/metrics/text.js';
+import { startTestNode } from './helpers/node.js';
 
-interface ParsedSample {
+interface Series {
   name: string;
   labels: Record<string, string>;
   value: number;
 }
-
 interface Exposition {
-  help: Map<string, string>;
   types: Map<string, string>;
-  samples: ParsedSample[];
+  series: Series[];
 }
 
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/;
-const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)/y;
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
-function parseValue(text: string): number {
-  if (text === '+Inf') return Infinity;
-  if (text === '-Inf') return -Infinity;
-  const value = Number(text);
-  assert.ok(text === 'NaN' || !Number.isNaN(value), `not a sample value: ${text}`);
-  return value;
-}
-
-function parseLabels(text: string): Record<string, string> {
-  const labels: Record<string, string> = {};
-  LABEL.lastIndex = 0;
-  while (LABEL.lastIndex < text.length) {
-    const match = LABEL.exec(text);
-    assert.ok(match, `bad label set: {${text}}`);
-    labels[match[1]!] = match[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
-  }
-  return labels;
-}
-
-/** The Prometheus text format (0.0.4), strictly: every sample belongs to a family declared before it. */
+/**
+ * A strict reader of the Prometheus text format 0.0.4, as Prometheus's own parser reads it: HELP and
+ * TYPE once per family and before its samples, sample names of the family (histograms: `_bucket`,
+ * `_sum`, `_count`), escaped label values, Go float values, no series twice.
+ */
 function parseExposition(text: string): Exposition {
-  const exposition: Exposition = { help: new Map(), types: new Map(), samples: [] };
   assert.ok(text.endsWith('\n'), 'the exposition ends with a newline');
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
+  const types = new Map<string, string>();
+  const helps = new Set<string>();
+  const series: Series[] = [];
+  const seen = new Set<string>();
+  let family: string | null = null;
+  for (const line of text.slice(0, -1).split('\n')) {
     const meta = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
     if (meta) {
-      const [, kind, name, rest] = meta;
-      const map = kind === 'HELP' ? exposition.help : exposition.types;
-      assert.ok(!map.has(name!), `${kind} ${name} given twice`);
-      if (kind === 'TYPE') assert.match(rest!, /^(counter|gauge|histogram|summary|untyped)$/);
-      map.set(name!, rest!);
+      const [, kind, name = '', rest = ''] = meta;
+      assert.match(name, METRIC_NAME, line);
+      if (kind === 'HELP') {
+        assert.ok(!helps.has(name), `HELP twice for ${name}`);
+        helps.add(name);
+      } else {
+        assert.ok(!types.has(name), `TYPE twice for ${name}`);
+        assert.ok(['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(rest), line);
+        types.set(name, rest);
+      }
+      family = name;
       continue;
     }
-    assert.ok(!line.startsWith('#'), `unexpected comment: ${line}`);
-    const match = SAMPLE.exec(line);
-    assert.ok(match, `not a sample line: ${line}`);
-    const name = match[1]!;
-    const family = exposition.types.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
-    assert.ok(exposition.types.has(family), `sample ${name} has no # TYPE`);
-    if (family !== name) assert.equal(exposition.types.get(family), 'histogram', `${name} is only valid in a histogram`);
-    exposition.samples.push({ name, labels: parseLabels(match[2] ?? ''), value: parseValue(match[3]!) });
-  }
-  for (const name of exposition.types.keys()) assert.ok(exposition.help.has(name), `${name} has no # HELP`);
-  return exposition;
-}
-
-const samplesOf = (exposition: Exposition, name: string): ParsedSample[] => exposition.samples.filter((sample) => sample.name === name);
-
-function one(exposition: Exposition, name: string, labels: Record<string, string> = {}): ParsedSample {
-  const found = samplesOf(exposition, name).filter((sample) => Object.entries(labels).every(([key, value]) => sample.labels[key] === value));
-  assert.equal(found.length, 1, `one ${name} sample with ${JSON.stringify(labels)}; got ${JSON.stringify(found)}`);
-  return found[0]!;
-}
-
-describe('GET /metrics', () => {
-  let t: TestNode;
-  let control: string;
-  let dir: string;
-  let metrics: Exposition;
-  let contentType: string | null;
-
-  before(async () => {
-    // The simulator reads this file at every run: present, the next capture fails; absent, it succeeds.
-    dir = await mkdtemp(join(tmpdir(), 'camera-node-metrics-'));
-    control = join(dir, 'camera-control.json');
-    t = await startTestNode({ ha_discovery: false }, { cameraEnv: { CAMERA_SIM_CONTROL: control }, keepDir: dir });
-
-    const delivered = new Promise<void>((resolve) => t.node.events.on('metrics-test', 'delivered', () => resolve()));
-    const ok = await fetch(`${t.httpUrl}/capture?deliver=mqtt`, { method: 'POST' });
-    assert.equal(ok.status, 200, await ok.clone().text());
-    await delivered;
-    await writeFile(control, JSON.stringify({ fail: 'capture-error' }));
-    const failed = await fetch(`${t.httpUrl}/capture`, { method: 'POST' });
-    assert.equal(failed.status, 500, await failed.clone().text());
-    await rm(control, { force: true });
-
-    const response = await fetch(`${t.httpUrl}/metrics`);
-    assert.equal(response.status, 200);
-    contentType = response.headers.get('content-type');
-    metrics = parseExposition(await response.text());
-  });
-  after(async () => {
-    t.node.events.removeOwner('metrics-test');
-    await t.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  test('is the Prometheus text format, every family with HELP and TYPE', () => {
-    assert.match(contentType ?? '', /^text\/plain; version=0\.0\.4/);
-    assert.ok(metrics.samples.length > 20);
-    for (const sample of metrics.samples.filter((s) => s.name.startsWith('camera_node_'))) {
-      assert.equal(sample.labels['node_id'], t.config.node_id, `${sample.name} carries node_id`);
+    assert.ok(!line.startsWith('#') && line.trim() !== '', `unexpected line: ${JSON.stringify(line)}`);
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(sample, `not a sample: ${line}`);
+    const [, name = '', , labelText = '', valueText = ''] = sample;
+    const type = family ? types.get(family) : undefined;
+    const suffixes = type === 'histogram' ? ['_bucket', '_sum', '_count'] : [''];
+    assert.ok(family && suffixes.some((suffix) => name === `${family}${suffix}`), `${name} outside its family (${String(family)})`);
+    const labels: Record<string, string> = {};
+    const labelPattern = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)/y;
+    let match: RegExpExecArray | null;
+    while (labelPattern.lastIndex < labelText.length && (match = labelPattern.exec(labelText))) {
+      const [, key = '', raw = ''] = match;
+      assert.match(key, LABEL_NAME);
+      labels[key] = raw.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
     }
-  });
+    assert.equal(labelPattern.lastIndex, labelText.length, `bad labels in ${line}`);
+    assert.match(valueText, /^([+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]Inf|NaN)$/, line);
+    const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : Number(valueText);
+    const key = `${name}${JSON.stringify(Object.entries(labels).sort())}`;
+    assert.ok(!seen.has(key), `series twice: ${line}`);
+    seen.add(key);
+    series.push({ name, labels, value });
+  }
+  for (const [name, type] of types) {
+    if (type !== 'histogram') continue;
+    const buckets = series.filter((s) => s.name === `${name}_bucket`);
+    const count = series.find((s) => s.name === `${name}_count`)?.value;
+    assert.equal(buckets.at(-1)?.labels['le'], '+Inf', `${name}: +Inf bucket last`);
+    assert.equal(buckets.at(-1)?.value, count, `${name}: +Inf bucket = count`);
+    buckets.slice(1).forEach((bucket, i) => assert.ok(bucket.value >= (buckets[i]?.value ?? 0), `${name}: buckets cumulative`));
+  }
+  return { types, series };
+}
 
-  test('names the node and its version', () => {
-    const info = one(metrics, 'camera_node_info');
-    assert.equal(info.value, 1);
-    assert.equal(info.labels['version'], VERSION);
-    assert.equal(info.labels['backend'], 'simulated');
-    assert.equal(info.labels['sensor'], 'tiny');
-    assert.equal(metrics.types.get('camera_node_info'), 'gauge');
-  });
+/** The value of the one series with that name and (a subset of) those labels. */
+function value(exposition: Exposition, name: string, labels: Record<string, string> = {}): number | undefined {
+  const found = exposition.series.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  assert.ok(found.length <= 1, `${name} ${JSON.stringify(labels)}: ${found.length} series`);
+  return found[0]?.value;
+}
 
-  test('shows the storage: bytes used, the budget and the image count', async () => {
-    const listed = (await (await fetch(`${t.httpUrl}/images`)).json()) as { images: Array<{ size: number }> };
-    assert.equal(listed.images.length, 1);
-    assert.equal(one(metrics, 'camera_node_storage_images').value, 1);
-    assert.equal(one(metrics, 'camera_node_storage_used_bytes').value, listed.images[0]!.size);
-    assert.equal(one(metrics, 'camera_node_storage_limit_bytes').value, Math.floor(t.config.storage_limit_mb * 1024 * 1024));
-    assert.ok(one(metrics, 'camera_node_disk_free_bytes').value > 0);
-  });
-
-  test('counts successful and failed captures (failures by error code)', () => {
-    assert.equal(metrics.types.get('camera_node_captures_total'), 'counter');
-    assert.equal(one(metrics, 'camera_node_captures_total').value, 1);
-    assert.equal(one(metrics, 'camera_node_capture_failures_total', { code: 'camera_failed' }).value, 1);
-    assert.ok(one(metrics, 'camera_node_captured_bytes_total').value > 0);
-  });
-
-  test('has a capture latency histogram: cumulative buckets, +Inf equal to the count', () => {
-    const name = 'camera_node_capture_duration_seconds';
-    assert.equal(metrics.types.get(name), 'histogram');
-    const buckets = samplesOf(metrics, `${name}_bucket`);
-    assert.ok(buckets.length >= 2);
-    const bounds = buckets.map((bucket) => parseValue(bucket.labels['le'] ?? 'NaN'));
-    assert.deepEqual(bounds, [...bounds].sort((a, b) => a - b), 'buckets in increasing le order');
-    assert.equal(bounds.at(-1), Infinity);
-    for (let i = 1; i < buckets.length; i += 1) assert.ok(buckets[i]!.value >= buckets[i - 1]!.value, 'cumulative');
-    const count = one(metrics, `${name}_count`).value;
-    assert.equal(count, 1, 'one successful capture observed');
-    assert.equal(buckets.at(-1)!.value, count);
-    assert.ok(one(metrics, `${name}_sum`).value > 0);
-  });
-
-  test('counts deliveries by channel', () => {
-    assert.equal(metrics.types.get('camera_node_deliveries_total'), 'counter');
-    assert.equal(one(metrics, 'camera_node_deliveries_total', { channel: 'mqtt' }).value, 1);
-    assert.equal(one(metrics, 'camera_node_delivery_failures_total', { channel: 'mqtt' }).value, 0);
-    assert.equal(one(metrics, 'camera_node_delivery_pending', { channel: 'mqtt' }).value, 0);
-  });
-
-  test('shows the MQTT connection', () => {
-    assert.equal(one(metrics, 'camera_node_mqtt_connected').value, 1);
-    assert.ok(one(metrics, 'camera_node_mqtt_connects_total').value >= 1);
-  });
+test('the text format: escaping, cumulative histogram buckets, counters that start at 0', () => {
+  const counter = new Counter('things_total', 'Things.\nWith a "second" line \\ here.');
+  counter.inc({ kind: 'a "quoted"\nvalue\\' }, 2);
+  const histogram = new Histogram('wait_seconds', 'Waits.', [0.5, 1, 5]);
+  for (const seconds of [0.2, 0.7, 0.9, 30]) histogram.observe(seconds);
+  const text = render([
+    counter.family({ node_id: 'n' }),
+    new Counter('untouched_total', 'Never incremented.').family({ node_id: 'n' }),
+    histogram.family({ node_id: 'n' }),
+    gauge('temperature_celsius', 'T.', [{ labels: { node_id: 'n' }, value: -1.5 }]),
+  ]);
+  const parsed = parseExposition(text);
+  assert.equal(value(parsed, 'things_total', { kind: 'a "quoted"\nvalue\\' }), 2);
+  assert.equal(value(parsed, 'untouched_total', { node_id: 'n' }), 0);
+  assert.deepEqual(
+    parsed.series.filter((s) => s.name === 'wait_seconds_bucket').map((s) => [s.labels['le'], s.value]),
+    [['0.5', 1], ['1', 3], ['5', 3], ['+Inf', 4]],
+  );
+  assert.equal(value(parsed, 'wait_seconds_sum'), 0.2 + 0.7 + 0.9 + 30);
+  assert.equal(value(parsed, 'temperature_celsius'), -1.5);
+  assert.match(text, /# HELP things_total Things\.\\nWith a "second" line \\\\ here\./);
 });
 
-describe('GET /metrics with HTTP_TOKEN', () => {
-  let t: TestNode;
-  before(async () => {
-    t = await startTestNode({ http_token: 'metrics-secret', mqtt_enabled: false });
-  });
-  after(async () => {
-    await t.stop();
-  });
+test('GET /metrics of a whole node: node, storage, captures and latency, delivery, MQTT', async (t) => {
+  const control = join(await import('node:os').then((os) => os.tmpdir()), `camera-node-metrics-${process.pid}-control`);
+  const zone = `${control}-thermal`;
+  await writeFile(zone, '51234\n');
+  const node = await startTestNode({}, { cameraEnv: { CAMERA_SIM_CONTROL: control }, thermalZonePath: zone });
+  t.after(() => node.stop());
+  const scrape = async (): Promise<Exposition> => {
+    const response = await fetch(`${node.httpUrl}/metrics`);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('content-type'), CONTENT_TYPE);
+    return parseExposition(await response.text());
+  };
 
-  test('needs the bearer token', async () => {
-    const anonymous = await fetch(`${t.httpUrl}/metrics`);
-    assert.equal(anonymous.status, 401);
-    const wrong = await fetch(`${t.httpUrl}/metrics`, { headers: { authorization: 'Bearer nope' } });
-    assert.equal(wrong.status, 401);
-    const scraped = await fetch(`${t.httpUrl}/metrics`, { headers: { authorization: 'Bearer metrics-secret' } });
-    assert.equal(scraped.status, 200);
-    const exposition = parseExposition(await scraped.text());
-    assert.equal(one(exposition, 'camera_node_info').labels['node_id'], t.config.node_id);
-    // Without MQTT there is no connection to report, rather than a misleading 0.
-    assert.equal(samplesOf(exposition, 'camera_node_mqtt_connected').length, 0);
-  });
+  const before = await scrape();
+  const id = { node_id: node.config.node_id };
+  assert.equal(value(before, 'camera_node_info', { ...id, backend: 'simulated' }), 1);
+  assert.equal(value(before, 'camera_node_camera_connected', id), 1);
+  assert.equal(value(before, 'camera_node_captures_total', id), 0);
+  assert.equal(value(before, 'camera_node_capture_duration_seconds_count', id), 0);
+  assert.equal(value(before, 'camera_node_cpu_temperature_celsius', id), 51.234);
+  assert.equal(value(before, 'camera_node_mqtt_connected', id), 1);
+  assert.ok((value(before, 'camera_node_mqtt_connects_total', id) ?? 0) >= 1);
+  assert.equal(value(before, 'camera_node_deliveries_total', { ...id, channel: 'mqtt' }), 0);
+  assert.equal(before.types.get('camera_node_deliveries_total'), 'counter');
+  assert.equal(before.types.get('camera_node_capture_duration_seconds'), 'histogram');
+
+  // Two captures, one delivered over MQTT (no receiver needed: the broker acknowledges the chunks).
+  for (const query of ['', '?deliver=mqtt']) {
+    const response = await fetch(`${node.httpUrl}/capture${query}`, { method: 'POST' });
+    assert.equal(response.status, 200, await response.text());
+  }
+  // A capture the camera app fails.
+  await writeFile(control, 'capture-error');
+  const failed = await fetch(`${node.httpUrl}/capture`, { method: 'POST' });
+  assert.ok(failed.status >= 500);
+  await writeFile(control, 'none');
+
+  const images = (await (await fetch(`${node.httpUrl}/images`)).json()) as { images: Array<{ size: number }> };
+  let after = await scrape();
+  for (let i = 0; i < 100 && value(after, 'camera_node_deliveries_total', { ...id, channel: 'mqtt' }) !== 1; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    after = await scrape();
+  }
+  assert.equal(value(after, 'camera_node_deliveries_total', { ...id, channel: 'mqtt' }), 1);
+  assert.equal(value(after, 'camera_node_delivery_pending', { ...id, channel: 'mqtt' }), 0);
+  assert.equal(value(after, 'camera_node_captures_total', id), 2);
+  assert.equal(value(after, 'camera_node_capture_duration_seconds_count', id), 2);
+  assert.ok((value(after, 'camera_node_capture_duration_seconds_sum', id) ?? 0) > 0);
+  const failures = after.series.filter((s) => s.name === 'camera_node_capture_failures_total');
+  assert.equal(failures.reduce((sum, s) => sum + s.value, 0), 1);
+  assert.ok(failures.every((s) => s.value === 0 || (s.labels['code'] ?? '').startsWith('camera_')), JSON.stringify(failures));
+  assert.equal(value(after, 'camera_node_storage_images', id), 2);
+  assert.equal(value(after, 'camera_node_storage_used_bytes', id), images.images.reduce((sum, image) => sum + image.size, 0));
+  assert.equal(value(after, 'camera_node_captured_bytes_total', id), images.images.reduce((sum, image) => sum + image.size, 0));
+});
+
+test('GET /metrics is behind the HTTP token; two nodes in one process count apart', async (t) => {
+  const guarded = await startTestNode({ http_token: 'secret-token' });
+  t.after(() => guarded.stop());
+  const other = await startTestNode({ mqtt_enabled: false });
+  t.after(() => other.stop());
+
+  assert.equal((await fetch(`${guarded.httpUrl}/metrics`)).status, 401);
+  const allowed = await fetch(`${guarded.httpUrl}/metrics`, { headers: { authorization: 'Bearer secret-token' } });
+  assert.equal(allowed.status, 200);
+  assert.equal((await fetch(`${other.httpUrl}/capture`, { method: 'POST' })).status, 200);
+
+  const mine = parseExposition(await allowed.text());
+  const theirs = parseExposition(await (await fetch(`${other.httpUrl}/metrics`)).text());
+  assert.equal(value(mine, 'camera_node_captures_total', { node_id: guarded.config.node_id }), 0);
+  assert.equal(value(theirs, 'camera_node_captures_total', { node_id: other.config.node_id }), 1);
+  // MQTT off: no connection state to report rather than a made-up 0.
+  assert.equal(theirs.types.has('camera_node_mqtt_connected'), false);
 });

@@ -1,17 +1,25 @@
-import { removeHaDiscovery, parseHaRemoveArgs } from '../ha/remove.js';
-import { CAPTURE_USAGE, runCapture } from './capture.js';
-import { connectBroker, parseCommandArgs, UsageError } from './connect.js';
-import { runStatus, runWatch } from './watch-status.js';
+import { parseHaRemoveArgs, removeHaDiscovery } from '../ha/remove.js';
+import { connectBroker, parseCommandArgs, UsageError } from './cli-broker.js';
+import { CAPTURE_USAGE, runCapture } from './cli-capture.js';
+import { runStatus, STATUS_USAGE } from './cli-status.js';
+import { runWatch, WATCH_USAGE } from './cli-watch.js';
 
 export const CLIENT_COMMANDS = ['capture', 'watch', 'status', 'ha-remove'] as const;
+export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
+
+const HA_REMOVE_USAGE = `camera-node ha-remove --broker URL (--node ID ... | --all) [--ha-prefix homeassistant]
+
+Removes the Home Assistant entities of the nodes (empty retained discovery configs).
+`;
 
 async function runHaRemove(argv: string[]): Promise<number> {
   const { nodeIds, all, rest } = parseHaRemoveArgs(argv);
   const { values } = parseCommandArgs(rest, { 'ha-prefix': { type: 'string', default: 'homeassistant' } });
-  if (values.help || (!all && nodeIds.length === 0)) {
-    process.stdout.write('camera-node ha-remove --broker URL (--node ID ... | --all) [--ha-prefix homeassistant]\n\nRemoves the Home Assistant entities of the nodes (empty retained discovery configs).\n');
-    return values.help ? 0 : 2;
+  if (values.help) {
+    process.stdout.write(HA_REMOVE_USAGE);
+    return 0;
   }
+  if (!all && nodeIds.length === 0) throw new UsageError('name the nodes with --node ID or --all');
   const client = await connectBroker(values);
   try {
     const result = await removeHaDiscovery({ client, haPrefix: values['ha-prefix'] ?? 'homeassistant', nodeIds, all });
@@ -22,17 +30,27 @@ async function runHaRemove(argv: string[]): Promise<number> {
   }
 }
 
+const COMMANDS: Record<ClientCommand, { run: (argv: string[]) => Promise<number>; usage: string }> = {
+  capture: { run: runCapture, usage: CAPTURE_USAGE },
+  watch: { run: (argv) => runWatch(argv), usage: WATCH_USAGE },
+  status: { run: runStatus, usage: STATUS_USAGE },
+  'ha-remove': { run: runHaRemove, usage: HA_REMOVE_USAGE },
+};
+
+const isClientCommand = (name: string | undefined): name is ClientCommand => (CLIENT_COMMANDS as readonly string[]).includes(name ?? '');
+
 /**
  * The subcommands for people at a terminal, talking to a broker. Returns null when argv is not one
- * of them (then it is the daemon's own command line).
+ * of them (then it is the daemon's own command line); else resolves with the exit code: 0 done,
+ * 1 failed (a node failed or did not answer, the broker is unreachable), 2 a usage mistake.
  */
 export function runClientCommand(argv: string[]): Promise<number> | null {
   const [name, ...rest] = argv;
-  const run = { capture: runCapture, watch: runWatch, status: runStatus, 'ha-remove': runHaRemove }[name ?? ''];
-  if (!run) return null;
+  if (!isClientCommand(name)) return null;
+  const { run, usage } = COMMANDS[name];
   return run(rest).catch((err: unknown) => {
     if (err instanceof UsageError) {
-      process.stderr.write(`camera-node ${name}: ${err.message}\n${name === 'capture' ? CAPTURE_USAGE : ''}`);
+      process.stderr.write(`camera-node ${name}: ${err.message}\n\n${usage}`);
       return 2;
     }
     process.stderr.write(`camera-node ${name}: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -59,7 +59,9 @@ export interface Config {
   upload_method: 'POST' | 'PUT';
   upload_headers: Record<string, string>;
   upload_timeout_s: number;
+  upload_retry_base_s: number;
   upload_retry_max_s: number;
+  upload_max_attempts: number;
   ha_discovery: boolean;
   ha_discovery_prefix: string;
   public_url?: string;

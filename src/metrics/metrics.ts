@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { EventBus } from '../events.js';
 import type { NodeStatus } from '../status.js';
 import type { StorageUsage } from '../storage/types.js';
-import { CONTENT_TYPE, Counter, gauge, Histogram, render, type Labels, type MetricFamily } from './text.js';
+import { CONTENT_TYPE, Counter, counter, gauge, Histogram, render, type Labels, type MetricFamily, type Sample } from './text.js';
 
 export interface MetricsOptions {
   nodeId: string;
@@ -85,12 +85,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     list.push(
       gauge('process_resident_memory_bytes', 'Resident memory of the node process.', one(memory.rss)),
       gauge('nodejs_heap_used_bytes', 'V8 heap in use.', one(memory.heapUsed)),
-      {
-        name: 'process_cpu_seconds_total',
-        help: 'User and system CPU time of the node process.',
-        type: 'counter',
-        samples: one((cpu.user + cpu.system) / 1e6),
-      },
+      counter('process_cpu_seconds_total', 'User and system CPU time of the node process.', one((cpu.user + cpu.system) / 1e6)),
     );
     return list;
   }
@@ -116,38 +111,33 @@ export function createMetrics(options: MetricsOptions): Metrics {
   };
 }
 
-/** The MQTT plane's status block: whether it is connected, and how many times it connected. */
+/** The MQTT plane's status block: connection state and how often it (re)connected. */
 function mqttFamilies(block: unknown, common: Labels): MetricFamily[] {
   if (!isRecord(block)) return [];
-  const out: MetricFamily[] = [
-    gauge('camera_node_mqtt_connected', '1 while connected to the MQTT broker.', [{ labels: common, value: block['connected'] === true ? 1 : 0 }]),
-  ];
   const connects = num(block['connects']);
-  if (connects !== null) {
-    out.push({ name: 'camera_node_mqtt_connects_total', help: 'Connections to the MQTT broker made (reconnects included).', type: 'counter', samples: [{ labels: common, value: connects }] });
-  }
-  return out;
+  return [
+    gauge('camera_node_mqtt_connected', '1 while connected to the MQTT broker.', [{ labels: common, value: block['connected'] === true ? 1 : 0 }]),
+    ...(connects === null ? [] : [counter('camera_node_mqtt_connects_total', 'Successful connections to the MQTT broker (1 + reconnects).', [{ labels: common, value: connects }])]),
+  ];
 }
 
 /**
- * The status's delivery block, one entry per channel (`{"mqtt": {pending, delivered, failed, ...}}`),
- * as families labelled by channel. Read from the status so the part counts once and the status and
- * /metrics cannot disagree.
+ * The delivery status block, one entry per channel (`mqtt`, `http`), each counting what it delivered
+ * and failed and holding what is pending. Read from there so the part counts once and the status
+ * and /metrics agree; a channel that delivered nothing yet still shows 0, so rate() has a start.
  */
 function deliveryFamilies(block: unknown, common: Labels): MetricFamily[] {
   if (!isRecord(block)) return [];
-  const kinds = [
-    { key: 'delivered', name: 'camera_node_deliveries_total', help: 'Images delivered, by channel (mqtt, http).', type: 'counter' },
-    { key: 'failed', name: 'camera_node_delivery_failures_total', help: 'Deliveries given up, by channel.', type: 'counter' },
-    { key: 'pending', name: 'camera_node_delivery_pending', help: 'Images waiting to be delivered, by channel.', type: 'gauge' },
-  ] as const;
-  const families: MetricFamily[] = kinds.map((kind) => ({ name: kind.name, help: kind.help, type: kind.type, samples: [] }));
-  for (const [channel, channelStatus] of Object.entries(block)) {
-    if (!isRecord(channelStatus)) continue;
-    kinds.forEach((kind, i) => {
-      const value = num(channelStatus[kind.key]);
-      if (value !== null) families[i]?.samples.push({ labels: { ...common, channel }, value });
+  const channels = Object.entries(block).filter((entry): entry is [string, Record<string, unknown>] => isRecord(entry[1]));
+  const samples = (field: string): Sample[] =>
+    channels.flatMap(([channel, figures]) => {
+      const value = num(figures[field]);
+      return value === null ? [] : [{ labels: { ...common, channel }, value }];
     });
-  }
+  const families: MetricFamily[] = [
+    counter('camera_node_deliveries_total', 'Images delivered, by channel.', samples('delivered')),
+    counter('camera_node_delivery_failures_total', 'Delivery attempts that failed (retried later), by channel.', samples('failed')),
+    gauge('camera_node_delivery_pending', 'Images waiting to be delivered, by channel.', samples('pending')),
+  ];
   return families.filter((family) => family.samples.length > 0);
 }

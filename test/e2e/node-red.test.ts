@@ -97,7 +97,13 @@ async function startNodeRed(entry: string, userDir: string, flow: FlowNode[]): P
       const seen = lines.find((line) => pattern.test(line));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const waiter = { pattern, resolve: (line: string) => (clearTimeout(timer), resolve(line)) };
+        const waiter = {
+          pattern,
+          resolve: (line: string) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
           reject(new Error(`Node-RED: no ${what} within 30 s. Its output:\n${lines.join('\n')}`));
@@ -162,7 +168,8 @@ describe('the Node-RED flow (deploy/node-red/flows.json)', { skip: RED_JS ? fals
     const [reply] = probes(red.lines, 'capture-ok');
     assert.equal(reply?.['status'], 'success');
     assert.equal(reply?.['node_id'], camera.config.node_id);
-    const filename = (reply?.['file_info'] as { filename: string }).filename;
+    const filename = (reply?.['file_info'] as { filename: string } | undefined)?.filename ?? '';
+    assert.ok(filename, 'the reply names the image');
 
     await red.waitFor(/PROBE .*"probe":"image-saved"/, 'saved image');
     const [saved] = probes(red.lines, 'image-saved');

@@ -103,6 +103,7 @@ test('SIGTERM during an HTTP upload: exit 0, the outbox keeps it, the upload com
     UPLOAD_URL: server.url,
     UPLOAD_METHOD: 'PUT',
     UPLOAD_TIMEOUT_S: '30',
+    UPLOAD_RETRY_BASE_S: '0.5',
     UPLOAD_RETRY_MAX_S: '1',
   };
   let daemon: Daemon | null = null;

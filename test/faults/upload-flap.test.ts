@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnDaemon, type Daemon } from '../helpers/daemon.js';
@@ -24,17 +24,19 @@ async function storedHashes(captureDir: string): Promise<Map<string, string>> {
 }
 
 test('upload target down, then flapping (refused, 500, stall, 429 + Retry-After, reset): every image delivered exactly once', { timeout: 120_000 }, async () => {
-  // The backoff is capped at 1 s (UPLOAD_RETRY_MAX_S) and a stall is given up after 1 s without
-  // progress (UPLOAD_TIMEOUT_S), so minutes of flapping in the field take seconds here.
+  // Retries start after 0.5 s and wait at most 1 s (upload_retry_base_s, upload_retry_max_s), and a stall
+  // is given up after 1 s without progress (upload_timeout_s): minutes of flapping in the field take seconds here.
   const port = await freePort();
   const cycle: Behaviour[] = ['error500', 'stall', 'retry429', 'ok', 'reset', 'error500', 'ok', 'stall-mid', 'ok'];
   const server = flakyUploadServer({ port, decide: (n) => cycle[(n - 1) % cycle.length]!, retryAfterS: 1 });
-  const node = await startTestNode({ upload_url: server.url, upload_method: 'PUT', upload_retry_max_s: 1, upload_timeout_s: 1 });
+  const node = await startTestNode({ upload_url: server.url, upload_method: 'PUT', upload_retry_base_s: 0.5, upload_retry_max_s: 1, upload_timeout_s: 1 });
   try {
     // Down: nothing listens, every attempt is refused.
     for (let i = 0; i < IMAGES; i += 1) assert.equal((await api(node.httpUrl, '/capture?deliver=http', { method: 'POST' })).status, 200);
     await waitFor('a refused attempt', async () => ((await api<HttpDelivery>(node.httpUrl, '/status')).body.delivery.http.last_error?.includes('ECONNREFUSED') ? true : null));
+    const downSince = Date.now();
     await sleep(2000);
+    const downSeconds = (Date.now() - downSince) / 1000;
 
     // Flapping: misbehaving answers, with two more outages in between.
     await server.up();
@@ -51,6 +53,9 @@ test('upload target down, then flapping (refused, 500, stall, 429 + Retry-After,
     await sleep(1500); // anything sent again after a success would show up here
 
     const hashes = await storedHashes(node.config.capture_dir);
+    // Attempts the node made while nothing listened (each image keeps its own backoff): a figure.
+    const log = (await Promise.all((await entries(node.config.log_dir)).map((f) => readFile(join(node.config.log_dir, f), 'utf8')))).join('\n');
+    const refused = log.split('\n').filter((line) => line.includes('upload failed; will retry') && line.includes('ECONNREFUSED')).length;
     const acks = server.acknowledged();
     const listed = await listImages(node.httpUrl);
     // How long after each 429 (Retry-After: 1) the node sent its next request, for any image: a figure, not a check.
@@ -61,6 +66,8 @@ test('upload target down, then flapping (refused, 500, stall, 429 + Retry-After,
       images: IMAGES,
       requests: server.records.length,
       refused_windows: 3,
+      refused_attempts: refused,
+      first_outage_s: downSeconds.toFixed(1),
       by_behaviour: [...behaviours].map(([b, n]) => `${b}:${n}`).join(' '),
       delivered_once: [...hashes.keys()].filter((hash) => acks.get(hash) === 1).length,
       delivered_twice: [...acks.values()].filter((n) => n > 1).length,
@@ -99,6 +106,7 @@ test('kill -9 during an upload, 3 times in a row: the outbox survives and the im
     UPLOAD_URL: server.url,
     UPLOAD_METHOD: 'PUT',
     UPLOAD_TIMEOUT_S: '30',
+    UPLOAD_RETRY_BASE_S: '0.5',
     UPLOAD_RETRY_MAX_S: '1',
   };
   let daemon: Daemon | null = null;

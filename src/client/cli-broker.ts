@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 
 /** Options every client subcommand takes to reach the broker. */
 export const BROKER_OPTIONS = {
@@ -12,6 +12,14 @@ export const BROKER_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
+export interface BrokerValues {
+  broker?: string;
+  username?: string;
+  password?: string;
+  ca?: string;
+}
+
+/** A mistake on the command line: the dispatcher prints it with the usage and exits 2. */
 export class UsageError extends Error {}
 
 export function parseCommandArgs<O extends ParseArgsConfig['options']>(argv: string[], options: O) {
@@ -22,28 +30,40 @@ export function parseCommandArgs<O extends ParseArgsConfig['options']>(argv: str
   }
 }
 
+/** CONNACK codes of a broker that does not speak MQTT 5 (3.1.1's "unacceptable protocol version", 5's "unsupported"). */
+const PROTOCOL_REFUSED = new Set([1, 132]);
+
 /**
- * Connects as a controller. MQTT 3.1.1, so the same client works with the embedded broker (aedes)
- * and any other; replies are read from the nodes' `res` topics. The password may come from the
- * environment (MQTT_PASSWORD) so it does not show in the process list.
+ * Connects as a controller. MQTT 5 first, for response topics; a broker that refuses it (aedes, the
+ * node's embedded broker, speaks 3.1.1 only) is asked again in 3.1.1, where replies are read from the
+ * nodes' `res` topics. The password may come from the environment (MQTT_PASSWORD) so it does not show
+ * in the process list.
  */
-export async function connectBroker(values: { broker?: string; username?: string; password?: string; ca?: string }): Promise<MqttClient> {
+export async function connectBroker(values: BrokerValues): Promise<MqttClient> {
   const url = values.broker ?? process.env['MQTT_URL'];
   if (!url) throw new UsageError('--broker URL is required (or MQTT_URL)');
   const username = values.username ?? process.env['MQTT_USERNAME'];
   const password = values.password ?? process.env['MQTT_PASSWORD'];
-  return mqtt.connectAsync(url, {
-    protocolVersion: 4,
+  const options: IClientOptions = {
     reconnectPeriod: 0,
     connectTimeout: 10_000,
     clientId: `camera-node-cli_${process.pid}_${Math.random().toString(16).slice(2, 8)}`,
     ...(username ? { username } : {}),
     ...(password ? { password } : {}),
     ...(values.ca ? { ca: await readFile(values.ca) } : {}),
-  });
+  };
+  try {
+    return await mqtt.connectAsync(url, { ...options, protocolVersion: 5 }, false);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== 'number' || !PROTOCOL_REFUSED.has(code)) throw err;
+    return mqtt.connectAsync(url, { ...options, protocolVersion: 4 }, false);
+  }
 }
 
-/** Collects retained messages on `filter` until none has arrived for `quietMs`. */
+export const speaksMqtt5 = (client: MqttClient): boolean => client.options.protocolVersion === 5;
+
+/** Collects retained messages on `filter` until none has arrived for `quietMs` after the subscription. */
 export async function readRetained(client: MqttClient, filter: string, quietMs = 500): Promise<Map<string, Buffer>> {
   const found = new Map<string, Buffer>();
   let last = Date.now();

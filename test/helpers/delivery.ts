@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Aedes, type AedesOptions } from 'aedes';
+import type { MqttClient } from 'mqtt';
+import { publishImage } from '../../src/delivery/chunks.js';
+import { createReceiver, type ReceivedImage, type ReceiverOptions } from '../../src/client/receiver.js';
+
+export interface TestBroker {
+  url: string;
+  broker: Aedes;
+  stop(): Promise<void>;
+}
+
+/** An in-process aedes on a loopback port 0, with the hooks a test wants (dropping, stalling). */
+export async function startAedes(hooks: Pick<AedesOptions, 'authorizeForward' | 'authorizePublish'> = {}): Promise<TestBroker> {
+  const broker = await Aedes.createBroker(hooks);
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    broker.handle(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    broker,
+    async stop() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+    },
+  };
+}
+
+export async function tempDir(name: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `camera-node-${name}-`));
+}
+
+/** A file of random bytes (incompressible, like RAW sensor data). */
+export async function randomFile(dir: string, name: string, size: number): Promise<{ path: string; bytes: Buffer }> {
+  const bytes = randomBytes(size);
+  const path = join(dir, name);
+  await writeFile(path, bytes);
+  return { path, bytes };
+}
+
+export async function waitFor<T>(what: string, read: () => Promise<T | null> | T | null, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** A receiver into a fresh temp dir, collecting images and errors; `next()` waits for the next image. */
+export async function startReceiver(client: MqttClient, options: Partial<ReceiverOptions> = {}) {
+  const outDir = options.outDir ?? (await tempDir('received'));
+  const images: ReceivedImage[] = [];
+  const errors: string[] = [];
+  const waiters: Array<(image: ReceivedImage) => void> = [];
+  let taken = 0;
+  const receiver = createReceiver({
+    client,
+    prefix: 'cameras',
+    outDir,
+    missingTimeoutMs: 300,
+    ...options,
+    onImage: (image) => {
+      images.push(image);
+      options.onImage?.(image);
+      waiters.shift()?.(image);
+    },
+    onError: (error) => {
+      errors.push(`${error.nodeId}/${error.filename}: ${error.message}`);
+      options.onError?.(error);
+    },
+  });
+  await receiver.start();
+  return {
+    receiver,
+    outDir,
+    images,
+    errors,
+    next(): Promise<ReceivedImage> {
+      const ready = images[taken];
+      taken += 1;
+      if (ready) return Promise.resolve(ready);
+      return new Promise((resolve) => waiters.push(resolve));
+    },
+    /** Every file under outDir/<nodeId>, hidden temp files included. */
+    async files(nodeId: string): Promise<string[]> {
+      return (await readdir(join(outDir, nodeId)).catch(() => [] as string[])).sort();
+    },
+  };
+}
+
+/**
+ * Plays a node's part for `send` commands on `<prefix>/<nodeId>/cmd`: republishes the file (only the
+ * chunks asked for, when the command names them), as the node's delivery does.
+ */
+export async function answerSends(client: MqttClient, options: { nodeId: string; path: string; filename: string; chunkSizeBytes: number }) {
+  const commands: Array<Record<string, unknown>> = [];
+  const topic = `cameras/${options.nodeId}/cmd`;
+  const onMessage = (received: string, payload: Buffer): void => {
+    if (received !== topic) return;
+    const command = JSON.parse(payload.toString()) as Record<string, unknown>;
+    commands.push(command);
+    if (command['action'] !== 'send' || command['filename'] !== options.filename) return;
+    const chunks = command['chunks'];
+    void publishImage({
+      client,
+      prefix: 'cameras',
+      nodeId: options.nodeId,
+      image: { path: options.path, filename: options.filename, capturedAt: new Date(0).toISOString() },
+      chunkSizeBytes: options.chunkSizeBytes,
+      window: 4,
+      requestId: String(command['id']),
+      ...(Array.isArray(chunks) ? { onlyChunks: chunks as number[] } : {}),
+    });
+  };
+  client.on('message', onMessage);
+  await client.subscribeAsync(topic, { qos: 1 });
+  return {
+    commands,
+    async close() {
+      client.off('message', onMessage);
+      await client.unsubscribeAsync(topic).catch(() => undefined);
+    },
+  };
+}
