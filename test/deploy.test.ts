@@ -106,7 +106,8 @@ describe('install.sh and the systemd unit', () => {
       await rm(dir, { recursive: true, force: true });
     });
 
-    const install = (...args: string[]) => run('bash', [INSTALL, '--root', root, ...args], { cwd: dir });
+    // Dependencies come from npm's cache when it has them (it does after `npm ci`): no network needed.
+    const install = (...args: string[]) => run('bash', [INSTALL, '--root', root, ...args], { cwd: dir, env: { ...process.env, npm_config_prefer_offline: 'true' } });
     const app = (): string => join(root, 'opt/camera-node/lib/node_modules/camera-node');
 
     test('installs the program with production dependencies only, the unit, the env file and the dirs', async () => {

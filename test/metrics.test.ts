@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONTENT_TYPE, Counter, gauge, Histogram, render } from '../src/metrics/text.js';
+import { VERSION } from '../src/node.js';
 import { startTestNode } from './helpers/node.js';
 
 interface Series {
@@ -111,11 +113,16 @@ test('the text format: escaping, cumulative histogram buckets, counters that sta
 });
 
 test('GET /metrics of a whole node: node, storage, captures and latency, delivery, MQTT', async (t) => {
-  const control = join(await import('node:os').then((os) => os.tmpdir()), `camera-node-metrics-${process.pid}-control`);
-  const zone = `${control}-thermal`;
+  const dir = await mkdtemp(join(tmpdir(), 'camera-node-metrics-'));
+  // The simulator reads the control file at every run: its content is the failure in force.
+  const control = join(dir, 'camera-control');
+  const zone = join(dir, 'thermal');
   await writeFile(zone, '51234\n');
   const node = await startTestNode({}, { cameraEnv: { CAMERA_SIM_CONTROL: control }, thermalZonePath: zone });
-  t.after(() => node.stop());
+  t.after(async () => {
+    await node.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
   const scrape = async (): Promise<Exposition> => {
     const response = await fetch(`${node.httpUrl}/metrics`);
     assert.equal(response.status, 200);
@@ -125,11 +132,14 @@ test('GET /metrics of a whole node: node, storage, captures and latency, deliver
 
   const before = await scrape();
   const id = { node_id: node.config.node_id };
-  assert.equal(value(before, 'camera_node_info', { ...id, backend: 'simulated' }), 1);
+  assert.equal(value(before, 'camera_node_info', { ...id, version: VERSION, backend: 'simulated', sensor: 'tiny' }), 1);
+  for (const series of before.series.filter((s) => s.name.startsWith('camera_node_'))) assert.equal(series.labels['node_id'], id.node_id, series.name);
+  assert.equal(value(before, 'camera_node_storage_limit_bytes', id), Math.floor(node.config.storage_limit_mb * 1024 * 1024));
+  assert.ok((value(before, 'camera_node_disk_free_bytes', id) ?? 0) > 0);
   assert.equal(value(before, 'camera_node_camera_connected', id), 1);
   assert.equal(value(before, 'camera_node_captures_total', id), 0);
   assert.equal(value(before, 'camera_node_capture_duration_seconds_count', id), 0);
-  assert.equal(value(before, 'camera_node_cpu_temperature_celsius', id), 51.234);
+  assert.equal(value(before, 'camera_node_cpu_temperature_celsius', id), 51.2);
   assert.equal(value(before, 'camera_node_mqtt_connected', id), 1);
   assert.ok((value(before, 'camera_node_mqtt_connects_total', id) ?? 0) >= 1);
   assert.equal(value(before, 'camera_node_deliveries_total', { ...id, channel: 'mqtt' }), 0);
@@ -137,6 +147,7 @@ test('GET /metrics of a whole node: node, storage, captures and latency, deliver
   assert.equal(before.types.get('camera_node_capture_duration_seconds'), 'histogram');
 
   // Two captures, one delivered over MQTT (no receiver needed: the broker acknowledges the chunks).
+  const delivered = new Promise<void>((resolve) => node.node.events.on('metrics-test', 'delivered', () => resolve()));
   for (const query of ['', '?deliver=mqtt']) {
     const response = await fetch(`${node.httpUrl}/capture${query}`, { method: 'POST' });
     assert.equal(response.status, 200, await response.text());
@@ -148,11 +159,9 @@ test('GET /metrics of a whole node: node, storage, captures and latency, deliver
   await writeFile(control, 'none');
 
   const images = (await (await fetch(`${node.httpUrl}/images`)).json()) as { images: Array<{ size: number }> };
-  let after = await scrape();
-  for (let i = 0; i < 100 && value(after, 'camera_node_deliveries_total', { ...id, channel: 'mqtt' }) !== 1; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    after = await scrape();
-  }
+  await delivered;
+  node.node.events.removeOwner('metrics-test');
+  const after = await scrape();
   assert.equal(value(after, 'camera_node_deliveries_total', { ...id, channel: 'mqtt' }), 1);
   assert.equal(value(after, 'camera_node_delivery_pending', { ...id, channel: 'mqtt' }), 0);
   assert.equal(value(after, 'camera_node_captures_total', id), 2);
@@ -173,6 +182,7 @@ test('GET /metrics is behind the HTTP token; two nodes in one process count apar
   t.after(() => other.stop());
 
   assert.equal((await fetch(`${guarded.httpUrl}/metrics`)).status, 401);
+  assert.equal((await fetch(`${guarded.httpUrl}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
   const allowed = await fetch(`${guarded.httpUrl}/metrics`, { headers: { authorization: 'Bearer secret-token' } });
   assert.equal(allowed.status, 200);
   assert.equal((await fetch(`${other.httpUrl}/capture`, { method: 'POST' })).status, 200);

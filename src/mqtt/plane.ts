@@ -45,8 +45,10 @@ export interface MqttPlaneStatus {
  * and keeps availability, status and telemetry retained.
  *
  * Other parts (image delivery, Home Assistant) build on it without owning a connection:
- * `client()` is the connected mqtt.js client (null before start), `registerAction()` adds a command
- * action, and `onConnect()` runs a hook after every (re)connect, once the node is subscribed.
+ * `client()` is the mqtt.js client (null before start and after stop; check `.connected` before a
+ * publish that must not wait for a reconnect), `registerAction()` adds a command action (validated
+ * by its own schema, answered, deduplicated and error-mapped like the built-in ones), and
+ * `onConnect()` runs a hook after every (re)connect, once the node is subscribed and online.
  */
 export interface MqttPlane {
   readonly topics: NodeTopics;

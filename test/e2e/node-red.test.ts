@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/mqtt/broker.js';
-import { freePort } from '../helpers/mosquitto.js';
+import { freePort, mosquittoMissing, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { collect, connectClient } from '../helpers/mqtt.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 
 const FLOW = new URL('../../../deploy/node-red/flows.json', import.meta.url);
@@ -24,8 +25,8 @@ const RED_JS = nodeRedEntry();
 
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
-/** The shipped flow, pointed at this test's broker (aedes: MQTT 3.1.1), node and images dir. */
-function adaptFlow(flow: FlowNode[], settings: { port: number; nodeId: string; imagesDir: string }): FlowNode[] {
+/** The shipped flow, pointed at this test's broker, node and images dir. */
+function adaptFlow(flow: FlowNode[], settings: { port: number; protocol: 4 | 5; nodeId: string; imagesDir: string }): FlowNode[] {
   const setEnv = (node: FlowNode | undefined, values: Record<string, string>): void => {
     assert.ok(node, 'the flow has the node to configure');
     const env = node['env'] as Array<{ name: string; value: string }>;
@@ -35,7 +36,7 @@ function adaptFlow(flow: FlowNode[], settings: { port: number; nodeId: string; i
       entry.value = value;
     }
   };
-  setEnv(flow.find((n) => n.type === 'global-config'), { CAMERA_MQTT_HOST: '127.0.0.1', CAMERA_MQTT_PORT: String(settings.port), CAMERA_MQTT_PROTOCOL: '4' });
+  setEnv(flow.find((n) => n.type === 'global-config'), { CAMERA_MQTT_HOST: '127.0.0.1', CAMERA_MQTT_PORT: String(settings.port), CAMERA_MQTT_PROTOCOL: String(settings.protocol) });
   setEnv(flow.find((n) => n.type === 'tab'), { CAMERA_NODE_ID: settings.nodeId, CAMERA_IMAGES_DIR: settings.imagesDir });
   // The sinks a person watches in the debug sidebar become one-line log probes the test can read.
   return flow.map((node) =>
@@ -149,7 +150,7 @@ describe('the Node-RED flow (deploy/node-red/flows.json)', { skip: RED_JS ? fals
     broker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }) });
     camera = await startTestNode({ mqtt_url: broker.url, mqtt_protocol_version: 4, ha_discovery: false });
     const flow = JSON.parse(await readFile(FLOW, 'utf8')) as FlowNode[];
-    red = await startNodeRed(RED_JS!, join(dir, 'user'), adaptFlow(flow, { port: broker.port, nodeId: camera.config.node_id, imagesDir }));
+    red = await startNodeRed(RED_JS!, join(dir, 'user'), adaptFlow(flow, { port: broker.port, protocol: 4, nodeId: camera.config.node_id, imagesDir }));
     await red.waitFor(/Started flows/, 'start of the flows');
     await red.waitFor(/Connected to broker/, 'broker connection');
   });
@@ -191,5 +192,58 @@ describe('the Node-RED flow (deploy/node-red/flows.json)', { skip: RED_JS ? fals
     assert.equal(entry?.['node_id'], camera.config.node_id);
     assert.equal(typeof entry?.['cpu_percent'], 'number');
     assert.equal(entry?.['camera_connected'], true);
+  });
+});
+
+describe('the Node-RED flow over MQTT 5 (Mosquitto): replies on the response topic', { skip: !RED_JS ? 'node-red is not installed (npm install -D node-red)' : (mosquittoMissing() ?? false) }, () => {
+  let broker: Mosquitto;
+  let camera: TestNode;
+  let red: NodeRed;
+  let dir: string;
+  let imagesDir: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'camera-node-node-red-v5-'));
+    imagesDir = join(dir, 'images');
+    await mkdir(join(dir, 'user'));
+    broker = await startMosquitto();
+    camera = await startTestNode({ mqtt_url: broker.url, mqtt_protocol_version: 5, ha_discovery: false });
+    const flow = JSON.parse(await readFile(FLOW, 'utf8')) as FlowNode[];
+    red = await startNodeRed(RED_JS!, join(dir, 'user'), adaptFlow(flow, { port: broker.port, protocol: 5, nodeId: camera.config.node_id, imagesDir }));
+    await red.waitFor(/Started flows/, 'start of the flows');
+    await red.waitFor(/Connected to broker/, 'broker connection');
+  });
+  after(async () => {
+    await red?.stop();
+    await camera?.stop();
+    await broker?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the capture command carries a response topic; the node answers there, the flow matches it', async () => {
+    const watcher = await connectClient(broker.url, { protocolVersion: 5 });
+    try {
+      const commands = await collect(watcher, `cameras/${camera.config.node_id}/cmd`);
+      const replies = await collect(watcher, 'cameras/replies/node-red');
+      const plain = await collect(watcher, `cameras/${camera.config.node_id}/res`);
+      const injected = await fetch(`${red.adminUrl}/inject/capture-inject`, { method: 'POST' });
+      assert.equal(injected.status, 200, await injected.text());
+
+      const [command] = await commands.waitFor();
+      const id = command!.json()['id'];
+      assert.equal(command!.packet.properties?.responseTopic, 'cameras/replies/node-red');
+      const [reply] = await replies.waitFor((m) => m.json()['id'] === id);
+      assert.equal(reply!.packet.properties?.correlationData?.toString(), id);
+      await red.waitFor(/PROBE .*"probe":"capture-ok"/, 'matched capture reply');
+      assert.equal(probes(red.lines, 'capture-ok')[0]?.['id'], id);
+      await red.waitFor(/PROBE .*"probe":"image-saved"/, 'saved image');
+      const filename = (reply!.json()['file_info'] as { filename: string }).filename;
+      assert.ok((await readFile(join(imagesDir, camera.config.node_id, filename))).equals(await readFile(join(camera.config.capture_dir, filename))));
+      // The reply went to the response topic only.
+      assert.deepEqual(plain.messages.map((m) => m.json()['id']), []);
+      for (const collector of [commands, replies, plain]) await collector.close();
+    } finally {
+      await watcher.endAsync();
+    }
   });
 });

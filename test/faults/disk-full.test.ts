@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { recordFigures } from '../helpers/faults-figures.js';
-import { api, entries, imagesOnDisk, listImages, sha256Of, waitFor } from '../helpers/faults-fs.js';
+import { api, defined, entries, imagesOnDisk, listImages, sha256Of, waitFor } from '../helpers/faults-fs.js';
 import { fillDisk, isRoot, mountTmpfs, remount, removeFile, tmpfsProblem, unmount } from '../helpers/faults-mount.js';
 import { connectClient, request } from '../helpers/mqtt.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
@@ -46,7 +46,7 @@ test('disk full (8 MB tmpfs): 507 or an error naming the cause, node up, stored 
     const captureDir = join(mnt, 'images');
     // Undelivered images are kept, so a full disk cannot be "fixed" by evicting what is stored.
     node = await startTestNode({ capture_dir: captureDir, evict_undelivered: false, storage_limit_mb: 100, min_free_disk_mb: 0 }, { cameraEnv: { CAMERA_SIM_WRITE_MBPS: '0.2' } });
-    client = await connectClient(node.node.mqttUrl!);
+    client = await connectClient(defined(node.node.mqttUrl, 'the broker URL'));
     for (let i = 0; i < 3; i += 1) assert.equal((await api(node.httpUrl, '/capture', { method: 'POST' })).status, 200);
     const before = await hashes(captureDir);
 
@@ -125,10 +125,10 @@ test('read-only capture dir: errors name the cause, nothing stored is damaged, r
   };
   try {
     node = await startTestNode({ capture_dir: captureDir });
-    client = await connectClient(node.node.mqttUrl!);
+    client = await connectClient(defined(node.node.mqttUrl, 'the broker URL'));
     for (let i = 0; i < 2; i += 1) assert.equal((await api(node.httpUrl, '/capture', { method: 'POST' })).status, 200);
     const before = await hashes(captureDir);
-    const victim = [...before.keys()][0]!;
+    const victim = defined([...before.keys()][0], 'a stored image');
 
     await setWritable(false);
     const refused = await captureBoth(node, client, 'ro-1');

@@ -232,7 +232,7 @@ describe('hostile input against one node (daemon on its embedded broker)', { tim
     let next = 0;
     await Promise.all(
       Array.from({ length: 16 }, async () => {
-        while (next < cases.length) await send(cases[next++]!);
+        for (let c = cases[next++]; c !== undefined; c = cases[next++]) await send(c);
       }),
     );
     agent.destroy();

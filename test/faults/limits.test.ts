@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
 import { recordFigures } from '../helpers/faults-figures.js';
-import { api, imagesOnDisk } from '../helpers/faults-fs.js';
+import { api, defined, imagesOnDisk } from '../helpers/faults-fs.js';
 import { collect, connectClient, request } from '../helpers/mqtt.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 
@@ -23,7 +23,7 @@ async function publishRaw(client: MqttClient, nodeId: string, payload: string | 
   try {
     await client.publishAsync(`cameras/${nodeId}/cmd`, payload, { qos: 1 });
     const [reply] = await replies.waitFor((m) => m.json()['id'] === id);
-    return reply!.json<Reply>();
+    return defined(reply, 'the reply').json<Reply>();
   } finally {
     await replies.close();
   }
@@ -34,12 +34,14 @@ test('command size, capture queue, log lines and HTTP rate: each limit holds wit
   let limited: TestNode | null = null;
   let client: MqttClient | null = null;
   try {
-    node = await startTestNode(
+    const started = await startTestNode(
       { mqtt_max_command_bytes: MAX_COMMAND_BYTES, max_queued_captures: MAX_QUEUED, max_log_lines: MAX_LOG_LINES, ha_discovery: false },
       { cameraEnv: { CAMERA_SIM_CAPTURE_MS: '500' } },
     );
-    const nodeId = node.config.node_id;
-    client = await connectClient(node.node.mqttUrl!);
+    node = started;
+    const nodeId = started.config.node_id;
+    const controller = await connectClient(defined(started.node.mqttUrl, 'the broker URL'));
+    client = controller;
 
     // Command size: exactly the limit is taken, one byte more is refused, far more too.
     const base = JSON.stringify({ id: 'size-ok', action: 'logs', lines: 1 });
@@ -57,10 +59,10 @@ test('command size, capture queue, log lines and HTTP rate: each limit holds wit
     // Capture queue: one running and MAX_QUEUED waiting; the rest are refused as busy at once.
     const burst = await collect(client, `cameras/${nodeId}/res`);
     const ids = Array.from({ length: 10 }, (_, i) => `queue-${i}`);
-    await Promise.all(ids.map((id) => client!.publishAsync(`cameras/${nodeId}/cmd`, JSON.stringify({ id, action: 'capture' }), { qos: 1 })));
+    await Promise.all(ids.map((id) => controller.publishAsync(`cameras/${nodeId}/cmd`, JSON.stringify({ id, action: 'capture' }), { qos: 1 })));
     const mqttReplies = (await burst.waitFor((m) => ids.includes(String(m.json()['id'])), ids.length, 30_000)).map((m) => m.json<Reply>());
     await burst.close();
-    const httpReplies = await Promise.all(Array.from({ length: 10 }, () => api<{ detail?: string; code?: string }>(node!.httpUrl, '/capture', { method: 'POST' })));
+    const httpReplies = await Promise.all(Array.from({ length: 10 }, () => api<{ detail?: string; code?: string }>(started.httpUrl, '/capture', { method: 'POST' })));
     const mqttOk = mqttReplies.filter((r) => r.status === 'success').length;
     const mqttBusy = mqttReplies.filter((r) => r.error?.code === 'busy').length;
     const httpOk = httpReplies.filter((r) => r.status === 200).length;

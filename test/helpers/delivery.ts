@@ -15,7 +15,7 @@ export interface TestBroker {
 }
 
 /** An in-process aedes on a loopback port 0, with the hooks a test wants (dropping, stalling). */
-export async function startAedes(hooks: Pick<AedesOptions, 'authorizeForward' | 'authorizePublish'> = {}): Promise<TestBroker> {
+export async function startAedes(hooks: Pick<AedesOptions, 'authorizeForward' | 'authorizePublish' | 'concurrency'> = {}): Promise<TestBroker> {
   const broker = await Aedes.createBroker(hooks);
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 
@@ -15,6 +16,12 @@ export async function waitFor<T>(what: string, read: () => Promise<T | null> | T
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `value`, or an error naming `what` when it is missing (a reply, a record, a URL). */
+export function defined<T>(value: T | null | undefined, what: string): T {
+  if (value === null || value === undefined) throw new Error(`missing: ${what}`);
+  return value;
+}
+
 export async function sha256Of(path: string): Promise<string> {
   return createHash('sha256').update(await readFile(path)).digest('hex');
 }
@@ -29,13 +36,13 @@ export type TreeSnapshot = Map<string, string>;
 export async function snapshotTree(root: string, skip: readonly string[] = []): Promise<TreeSnapshot> {
   const snapshot: TreeSnapshot = new Map();
   async function walk(dir: string): Promise<void> {
-    let entries;
+    let found: Dirent[];
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      found = await readdir(dir, { withFileTypes: true });
     } catch {
       return;
     }
-    for (const entry of entries) {
+    for (const entry of found) {
       const path = join(dir, entry.name);
       const name = relative(root, path);
       if (skip.includes(name)) {
