@@ -1,6 +1,5 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,51 +8,12 @@ import { runInNewContext } from 'node:vm';
 import { sha256File } from '../src/delivery/manifest.js';
 import { connectClient } from './helpers/mqtt.js';
 import { mosquittoMissing, startMosquitto } from './helpers/mosquitto.js';
-import { startAedes, startReceiver, tempDir } from './helpers/delivery.js';
+import { runPublisherProcess, startAedes, startReceiver, tempDir } from './helpers/delivery.js';
 
 const MB = 1024 * 1024;
 const SIZE = 24 * MB;
 const NAME = 'capture_20260101_120000.dng';
-const CHUNKS_MODULE = new URL('../src/delivery/chunks.js', import.meta.url).href;
 const missingMosquitto = mosquittoMissing();
-
-/**
- * The node's side, in a process of its own so that only its memory is measured (an in-process broker
- * queues messages for a slow subscriber, which would be counted too). It publishes the file and
- * prints the largest growth of its live memory (heap + ArrayBuffers, after a forced collection),
- * sampled every 4 acknowledged chunks.
- */
-const PUBLISHER = `
-import mqtt from 'mqtt';
-import { publishImage } from ${JSON.stringify(CHUNKS_MODULE)};
-const [url, path, protocolVersion] = process.argv.slice(1);
-const live = () => { gc(); const usage = process.memoryUsage(); return usage.heapUsed + usage.arrayBuffers; };
-const client = await mqtt.connectAsync(url, { protocolVersion: Number(protocolVersion), reconnectPeriod: 0 });
-const baseline = live();
-let peak = baseline;
-const manifest = await publishImage({
-  client, prefix: 'cameras', nodeId: 'memory',
-  image: { path, filename: ${JSON.stringify(NAME)}, capturedAt: new Date(0).toISOString() },
-  chunkSizeBytes: 256 * 1024, window: 8,
-  onProgress: (sent) => { if (sent % 4 === 0) peak = Math.max(peak, live()); },
-});
-await client.endAsync();
-process.stdout.write(JSON.stringify({ growth: peak - baseline, chunks: manifest.chunks }));
-`;
-
-async function runPublisher(url: string, path: string, protocolVersion: 4 | 5): Promise<{ growth: number; chunks: number }> {
-  const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', PUBLISHER, url, path, String(protocolVersion)], {
-    cwd: new URL('../..', import.meta.url),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  assert.equal(code, 0, stderr);
-  return JSON.parse(stdout) as { growth: number; chunks: number };
-}
 
 /** Writes SIZE random bytes a megabyte at a time, so the test itself never holds the file. */
 async function writeRandomFile(path: string): Promise<string> {
@@ -92,7 +52,7 @@ describe('memory during a 24 MB transfer stays far below the file size', () => {
     try {
       const sha256 = await writeRandomFile(join(dir, NAME));
       const r = await startReceiver(controller, { missingTimeoutMs: 10_000 });
-      const { growth, chunks } = await runPublisher(broker.url, join(dir, NAME), 4);
+      const { growth, chunks } = await runPublisherProcess(broker.url, join(dir, NAME), 4);
       const image = await r.next();
       await r.receiver.stop();
       assert.equal(chunks, 96);
@@ -124,7 +84,7 @@ describe('memory during a 24 MB transfer stays far below the file size', () => {
           if (received % 4 === 0) peak = Math.max(peak, live());
         },
       });
-      const publisher = await runPublisher(mosquitto.url, join(dir, NAME), 5);
+      const publisher = await runPublisherProcess(mosquitto.url, join(dir, NAME), 5);
       const image = await r.next();
       await r.receiver.stop();
       assert.equal((await sha256File(image.path)).sha256, sha256, 'byte-identical');

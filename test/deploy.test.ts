@@ -17,10 +17,16 @@ const INSTALL = join(DEPLOY, 'install.sh');
 
 /** Runs a program with an argument array (no shell); its output, for assertion messages. */
 function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const result = spawnSync(command, args, { encoding: 'utf8', cwd: options.cwd ?? PROJECT, env: options.env ?? process.env, maxBuffer: 16 * 1024 * 1024 });
+  const result = spawnSync(command, args, {
+    encoding: 'utf8',
+    cwd: options.cwd ?? PROJECT,
+    env: options.env ?? process.env,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   return { status: result.status, error: result.error, output: `${result.stdout ?? ''}${result.stderr ?? ''}` };
 }
-const missing = (command: string, probe: string[]): string | null => (spawnSync(command, probe, { stdio: 'ignore' }).error ? `${command} is not installed` : null);
+const missing = (command: string, probe: string[]): string | null =>
+  spawnSync(command, probe, { stdio: 'ignore' }).error ? `${command} is not installed` : null;
 
 describe('install.sh and the systemd unit', () => {
   test('install.sh is valid bash', () => {
@@ -47,7 +53,8 @@ describe('install.sh and the systemd unit', () => {
     const settings = new Map<string, string[]>();
     for (const line of unit.split('\n')) {
       const match = /^([A-Za-z]+)=(.*)$/.exec(line);
-      if (match) settings.set(match[1]!, [...(settings.get(match[1]!) ?? []), match[2]!]);
+      const [, key = '', value = ''] = match ?? [];
+      if (match) settings.set(key, [...(settings.get(key) ?? []), value]);
     }
     const one = (key: string): string | undefined => settings.get(key)?.at(-1);
     assert.equal(one('Restart'), 'always');
@@ -69,8 +76,9 @@ describe('install.sh and the systemd unit', () => {
   test('the env file lists every setting, with its default, commented out', async () => {
     const envFile = await readFile(join(DEPLOY, 'camera-node.env'), 'utf8');
     const unit = await readFile(join(DEPLOY, 'camera-node.service'), 'utf8');
-    const fromUnit = new Map([...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
-    const listed = new Map([...envFile.matchAll(/^#([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+    const pairs = (matches: IterableIterator<RegExpMatchArray>) => new Map([...matches].map(([, name = '', value = '']) => [name, value]));
+    const fromUnit = pairs(unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm));
+    const listed = pairs(envFile.matchAll(/^#([A-Z][A-Z0-9_]*)=(.*)$/gm));
     assert.equal(/^[A-Z_]+=/m.test(envFile), false, 'nothing is set: a fresh node runs on the defaults');
     const shown = (value: unknown): string => {
       if (value === undefined) return '';
@@ -107,8 +115,17 @@ describe('install.sh and the systemd unit', () => {
     });
 
     // Dependencies come from npm's cache when it has them (it does after `npm ci`): no network needed.
-    const install = (...args: string[]) => run('bash', [INSTALL, '--root', root, ...args], { cwd: dir, env: { ...process.env, npm_config_prefer_offline: 'true' } });
+    const install = (...args: string[]) =>
+      run('bash', [INSTALL, '--root', root, ...args], { cwd: dir, env: { ...process.env, npm_config_prefer_offline: 'true' } });
     const app = (): string => join(root, 'opt/camera-node/lib/node_modules/camera-node');
+
+    test('--dry-run prints every step and changes nothing', async () => {
+      const result = install('--dry-run', tarball);
+      assert.equal(result.status, 0, result.output);
+      assert.match(result.output, /^\+ npm install --global --prefix \S+\/opt\/camera-node --omit=dev/m);
+      assert.match(result.output, /^\+ install -m 0644 \S+ \S+\/etc\/systemd\/system\/camera-node\.service$/m);
+      await assert.rejects(stat(root), { code: 'ENOENT' });
+    });
 
     test('installs the program with production dependencies only, the unit, the env file and the dirs', async () => {
       const result = install(tarball);
@@ -122,13 +139,28 @@ describe('install.sh and the systemd unit', () => {
 
       await stat(join(app(), 'dist/src/main.js'));
       await stat(join(app(), 'schemas/config.schema.json'));
-      const manifest = JSON.parse(await readFile(join(PROJECT, 'package.json'), 'utf8')) as { version: string; dependencies: object; devDependencies: object };
+      const manifest = JSON.parse(await readFile(join(PROJECT, 'package.json'), 'utf8')) as { version: string; dependencies: object };
       const modules = await readdir(join(app(), 'node_modules'));
-      for (const dependency of Object.keys(manifest.dependencies)) assert.ok(modules.includes(dependency.split('/')[0]!), `${dependency} installed`);
-      for (const dependency of Object.keys(manifest.devDependencies)) {
-        assert.ok(!modules.includes(dependency.split('/')[0]!) || dependency.startsWith('@types'), `dev dependency ${dependency} not installed`);
+      for (const dependency of Object.keys(manifest.dependencies))
+        assert.ok(modules.includes(dependency.split('/')[0] ?? ''), `${dependency} installed`);
+      // Packages the lock file marks dev-only (typescript, node-red and everything only they need)
+      // are absent; a dev dependency that a production one also needs (ws, for mqtt) is not dev-only.
+      const lock = JSON.parse(await readFile(join(PROJECT, 'package-lock.json'), 'utf8')) as {
+        packages: Record<string, { dev?: boolean }>;
+      };
+      const devOnly = Object.entries(lock.packages)
+        .filter(([path, entry]) => entry.dev === true && /^node_modules\/(@[^/]+\/)?[^/]+$/.test(path))
+        .map(([path]) => path.slice('node_modules/'.length));
+      assert.ok(devOnly.includes('typescript') && devOnly.includes('fast-check'));
+      const installed = new Set(modules.flatMap((entry) => (entry.startsWith('@') ? [] : [entry])));
+      for (const scope of modules.filter((entry) => entry.startsWith('@'))) {
+        for (const name of await readdir(join(app(), 'node_modules', scope))) installed.add(`${scope}/${name}`);
       }
-      assert.ok(!modules.includes('typescript') && !modules.includes('fast-check'));
+      assert.deepEqual(
+        devOnly.filter((name) => installed.has(name)),
+        [],
+        'dev-only packages installed',
+      );
       // The installed command runs.
       const version = run(join(root, 'opt/camera-node/bin/camera-node'), ['--version']);
       assert.equal(version.status, 0, version.output);
@@ -176,13 +208,20 @@ describe('install.sh and the systemd unit', () => {
   });
 });
 
-describe('the Mosquitto config and ACL for a fleet (deploy/mosquitto)', { skip: mosquittoMissing() ?? missing('mosquitto_passwd', ['-h']) ?? false }, () => {
+describe('the Mosquitto config and ACL for a fleet (deploy/mosquitto)', {
+  skip: mosquittoMissing() ?? missing('mosquitto_passwd', ['-h']) ?? false,
+}, () => {
   const PASSWORD = { 'cam-a': 'secret-a', 'cam-b': 'secret-b', controller: 'secret-c', homeassistant: 'secret-h' } as const;
   let dir: string;
   let broker: Mosquitto;
   const clients: MqttClient[] = [];
   const login = async (user: keyof typeof PASSWORD): Promise<MqttClient> => {
-    const client = await connectClient(broker.url, { username: user, password: PASSWORD[user], protocolVersion: 5, clientId: `acl-test-${user}` });
+    const client = await connectClient(broker.url, {
+      username: user,
+      password: PASSWORD[user],
+      protocolVersion: 5,
+      clientId: `acl-test-${user}`,
+    });
     clients.push(client);
     return client;
   };
@@ -230,7 +269,10 @@ describe('the Mosquitto config and ACL for a fleet (deploy/mosquitto)', { skip: 
     await camA.publishAsync('cameras/cam-a/status', '{"own":true}', { qos: 1 });
     // One client's messages arrive in order: once the own message is in, the forged ones would be too.
     await seen.waitFor((m) => m.topic === 'cameras/cam-a/status');
-    assert.deepEqual(seen.messages.map((m) => m.topic), ['cameras/cam-a/status']);
+    assert.deepEqual(
+      seen.messages.map((m) => m.topic),
+      ['cameras/cam-a/status'],
+    );
     await seen.close();
   });
 
@@ -248,14 +290,24 @@ describe('the Mosquitto config and ACL for a fleet (deploy/mosquitto)', { skip: 
     await atB.waitFor((m) => m.json()['id'] === 'for-b');
     await atAGroup.waitFor((m) => m.json()['id'] === 'for-north');
     await atA.waitFor((m) => m.json()['id'] === 'for-a');
-    assert.deepEqual(atA.messages.map((m) => m.json()['id']), ['for-all', 'for-a'], 'cam-a never sees cam-b’s command');
+    assert.deepEqual(
+      atA.messages.map((m) => m.json()['id']),
+      ['for-all', 'for-a'],
+      'cam-a never sees cam-b’s command',
+    );
     for (const collector of [atA, atAGroup, atB]) await collector.close();
   });
 
   test('a real node whose user is its id works under the ACL: commands, replies, image delivery, discovery', async () => {
     let camera: TestNode | null = null;
     try {
-      camera = await startTestNode({ node_id: 'cam-a', mqtt_url: broker.url, mqtt_username: 'cam-a', mqtt_password: PASSWORD['cam-a'], mqtt_protocol_version: 5 });
+      camera = await startTestNode({
+        node_id: 'cam-a',
+        mqtt_url: broker.url,
+        mqtt_username: 'cam-a',
+        mqtt_password: PASSWORD['cam-a'],
+        mqtt_protocol_version: 5,
+      });
       const controller = await login('controller');
       const homeAssistant = await login('homeassistant');
       const manifests = await collect(controller, 'cameras/cam-a/images/+/manifest');

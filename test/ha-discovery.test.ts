@@ -19,15 +19,43 @@ import { nodeTopics } from '../src/mqtt/topics.js';
  */
 const TOPIC_ID = /^[a-zA-Z0-9_-]+$/;
 const COMMON_KEYS = new Set([
-  'availability_topic', 'payload_available', 'payload_not_available', 'availability', 'availability_mode',
-  'availability_template', 'device', 'origin', 'unique_id', 'name', 'icon', 'entity_category', 'enabled_by_default',
-  'object_id', 'default_entity_id', 'qos', 'json_attributes_topic', 'json_attributes_template', 'encoding', 'entity_picture',
+  'availability_topic',
+  'payload_available',
+  'payload_not_available',
+  'availability',
+  'availability_mode',
+  'availability_template',
+  'device',
+  'origin',
+  'unique_id',
+  'name',
+  'icon',
+  'entity_category',
+  'enabled_by_default',
+  'object_id',
+  'default_entity_id',
+  'qos',
+  'json_attributes_topic',
+  'json_attributes_template',
+  'encoding',
+  'entity_picture',
 ]);
 const PLATFORM: Record<string, { required: string[]; keys: string[] }> = {
   button: { required: ['command_topic'], keys: ['command_topic', 'command_template', 'payload_press', 'retain', 'device_class'] },
   sensor: {
     required: ['state_topic'],
-    keys: ['state_topic', 'value_template', 'unit_of_measurement', 'device_class', 'state_class', 'expire_after', 'force_update', 'suggested_display_precision', 'last_reset_value_template', 'options'],
+    keys: [
+      'state_topic',
+      'value_template',
+      'unit_of_measurement',
+      'device_class',
+      'state_class',
+      'expire_after',
+      'force_update',
+      'suggested_display_precision',
+      'last_reset_value_template',
+      'options',
+    ],
   },
   binary_sensor: {
     required: ['state_topic'],
@@ -95,8 +123,14 @@ test('unique ids are unique and stable: they depend on the node id only', () => 
   const ids = discoveryMessages(input).map((m) => m.payload['unique_id']);
   assert.equal(new Set(ids).size, ids.length);
   const later = discoveryMessages({ ...input, version: '9.9.9', sensor: null, configurationUrl: null, topicPrefix: 'other' });
-  assert.deepEqual(later.map((m) => m.payload['unique_id']), ids);
-  assert.deepEqual(later.map((m) => m.topic), discoveryMessages(input).map((m) => m.topic));
+  assert.deepEqual(
+    later.map((m) => m.payload['unique_id']),
+    ids,
+  );
+  assert.deepEqual(
+    later.map((m) => m.topic),
+    discoveryMessages(input).map((m) => m.topic),
+  );
   // No sensor and no URL: the device block still valid, without a made-up URL.
   const device = later[0]?.payload['device'] as Record<string, unknown>;
   assert.equal(device['model'], 'camera-node');
@@ -195,7 +229,10 @@ test('value templates read fields the node publishes: telemetry and status as th
     const field = schemaAt(schema, path);
     assert.ok(field, `${component}/${objectId}: ${path} is not in ${String(schema['$id'])}`);
     const types = ([] as unknown[]).concat(field['type']);
-    assert.ok(types.includes(component === 'binary_sensor' ? 'boolean' : 'number') || types.includes('integer'), `${objectId}: ${path} type`);
+    assert.ok(
+      types.includes(component === 'binary_sensor' ? 'boolean' : 'number') || types.includes('integer'),
+      `${objectId}: ${path} type`,
+    );
     if (schema === telemetry) assert.ok(telemetryRequired.has(path.split('.')[0] ?? ''), `${objectId}: ${path} is always in telemetry`);
   }
 });

@@ -40,7 +40,8 @@ async function messageOn(client: MqttClient, topic: string): Promise<Buffer> {
   const messages = await collect(client, topic);
   try {
     const [message] = await messages.waitFor();
-    return message!.payload;
+    assert.ok(message);
+    return message.payload;
   } finally {
     await messages.close();
   }
@@ -116,7 +117,7 @@ test('a whole node: every topic its entities reference is published, templates r
   const answers = (await replies.waitFor((m) => m.json()['action'] === 'capture', 2, 30_000)).map((m) => m.json());
   for (const answer of answers) assert.equal(answer['status'], 'success', JSON.stringify(answer));
   assert.deepEqual(answers.map((a) => a['id']).sort(), [null, pressId].sort());
-  assert.equal((await fetch(`${started.httpUrl}/images`).then((r) => r.json()) as { count: number }).count, 2);
+  assert.equal(((await fetch(`${started.httpUrl}/images`).then((r) => r.json())) as { count: number }).count, 2);
 
   // The image entity's topic holds the latest capture's preview, a JPEG.
   const image = configs.get(`homeassistant/image/${nodeId}/latest/config`) ?? {};
@@ -162,5 +163,8 @@ test('unique ids and topics survive a restart; HA_DISCOVERY=false removes the en
   const probe = `homeassistant/probe/${nodeId}/end/config`;
   await client.publishAsync(probe, 'end', { qos: 1 });
   await seen.waitFor((m) => m.topic === probe);
-  assert.deepEqual(seen.messages.filter((m) => m.topic !== probe).map((m) => m.topic), []);
+  assert.deepEqual(
+    seen.messages.filter((m) => m.topic !== probe).map((m) => m.topic),
+    [],
+  );
 });

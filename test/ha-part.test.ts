@@ -40,7 +40,15 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
 
 const image: ImageInfo = { filename: 'capture_20250101_120000.dng', size: 1000, created: '', modified: '', delivered: [] };
 const camera = (sensor: string | null): CameraInfo => ({
-  backend: 'simulated', command: 'x', simulated: true, connected: sensor !== null, sensor, cameras: [], mode: 'cold', checked_at: null, last_error: null,
+  backend: 'simulated',
+  command: 'x',
+  simulated: true,
+  connected: sensor !== null,
+  sensor,
+  cameras: [],
+  mode: 'cold',
+  checked_at: null,
+  last_error: null,
 });
 
 function part(client: MqttClient, events: EventBus, overrides: { discovery?: boolean; sensor?: () => string | null } = {}) {
@@ -89,7 +97,11 @@ test('publishes retained discovery, republishes on Home Assistant’s birth, pub
   sensor = 'imx708';
   await watcher.publishAsync('homeassistant/status', 'online');
   await until(() => republished >= ENTITIES.length, 'republish after birth');
-  const model = JSON.parse((await retained(broker.url, 'homeassistant/button/cam-a/capture/config')).get('homeassistant/button/cam-a/capture/config')?.toString() ?? '{}') as {
+  const model = JSON.parse(
+    (await retained(broker.url, 'homeassistant/button/cam-a/capture/config'))
+      .get('homeassistant/button/cam-a/capture/config')
+      ?.toString() ?? '{}',
+  ) as {
     device: { model: string };
   };
   assert.match(model.device.model, /imx708/);
@@ -107,7 +119,10 @@ test('publishes retained discovery, republishes on Home Assistant’s birth, pub
   // A capture's preview is published retained, bytes unchanged.
   const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9]);
   events.emit('captured', { image, duration_ms: 10, metadata: null, preview: jpeg });
-  await until(async () => (await retained(broker.url, 'cameras/cam-a/preview', 100)).get('cameras/cam-a/preview')?.equals(jpeg) === true, 'preview');
+  await until(
+    async () => (await retained(broker.url, 'cameras/cam-a/preview', 100)).get('cameras/cam-a/preview')?.equals(jpeg) === true,
+    'preview',
+  );
   // No preview (a camera app without --thumb): nothing published, the last one stays.
   events.emit('captured', { image, duration_ms: 10, metadata: null, preview: null });
   await ha.stop();
@@ -137,16 +152,31 @@ test('ha-remove finds camera-node configs by unique id, leaves other integration
   const events = new EventBus(logger);
   for (const nodeId of ['cam-a', 'cam-b']) {
     const ha = createHomeAssistant({
-      client: () => client, events, logger, nodeId, topicPrefix: 'cameras', haPrefix: 'homeassistant', version: '1', discovery: true,
-      sensor: () => null, configurationUrl: null, republishDelayMs: 0,
+      client: () => client,
+      events,
+      logger,
+      nodeId,
+      topicPrefix: 'cameras',
+      haPrefix: 'homeassistant',
+      version: '1',
+      discovery: true,
+      sensor: () => null,
+      configurationUrl: null,
+      republishDelayMs: 0,
     });
     await ha.start();
     await ha.publishDiscovery();
     await ha.stop();
   }
   // An entity of an older camera-node version, and one of another integration.
-  await client.publishAsync('homeassistant/sensor/cam-b/old_thing/config', JSON.stringify({ unique_id: 'camera_node_cam-b_old_thing' }), { retain: true, qos: 1 });
-  await client.publishAsync('homeassistant/light/lamp/light/config', JSON.stringify({ unique_id: 'zigbee_lamp' }), { retain: true, qos: 1 });
+  await client.publishAsync('homeassistant/sensor/cam-b/old_thing/config', JSON.stringify({ unique_id: 'camera_node_cam-b_old_thing' }), {
+    retain: true,
+    qos: 1,
+  });
+  await client.publishAsync('homeassistant/light/lamp/light/config', JSON.stringify({ unique_id: 'zigbee_lamp' }), {
+    retain: true,
+    qos: 1,
+  });
   assert.equal((await retained(broker.url, 'homeassistant/#')).size, ENTITIES.length * 2 + 2);
 
   const one = await removeHaDiscovery({ client, haPrefix: 'homeassistant', nodeIds: ['cam-b'], all: false, quietMs: 200 });
@@ -185,7 +215,10 @@ test('`camera-node ha-remove --broker URL --node ID` clears that node’s entiti
   await ha.stop();
   assert.equal((await retained(broker.url, 'homeassistant/#')).size, ENTITIES.length);
 
-  const run = await execa(process.execPath, [MAIN, 'ha-remove', '--broker', broker.url, '--node', 'cam-a'], { reject: false, timeout: 30_000 });
+  const run = await execa(process.execPath, [MAIN, 'ha-remove', '--broker', broker.url, '--node', 'cam-a'], {
+    reject: false,
+    timeout: 30_000,
+  });
   assert.equal(run.exitCode, 0, run.stderr);
   assert.match(run.stdout, /cam-a/);
   assert.equal((await retained(broker.url, 'homeassistant/#')).size, 0);

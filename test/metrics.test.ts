@@ -57,8 +57,9 @@ function parseExposition(text: string): Exposition {
     assert.ok(family && suffixes.some((suffix) => name === `${family}${suffix}`), `${name} outside its family (${String(family)})`);
     const labels: Record<string, string> = {};
     const labelPattern = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)/y;
-    let match: RegExpExecArray | null;
-    while (labelPattern.lastIndex < labelText.length && (match = labelPattern.exec(labelText))) {
+    while (labelPattern.lastIndex < labelText.length) {
+      const match = labelPattern.exec(labelText);
+      if (!match) break;
       const [, key = '', raw = ''] = match;
       assert.match(key, LABEL_NAME);
       labels[key] = raw.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
@@ -77,7 +78,8 @@ function parseExposition(text: string): Exposition {
     const count = series.find((s) => s.name === `${name}_count`)?.value;
     assert.equal(buckets.at(-1)?.labels['le'], '+Inf', `${name}: +Inf bucket last`);
     assert.equal(buckets.at(-1)?.value, count, `${name}: +Inf bucket = count`);
-    buckets.slice(1).forEach((bucket, i) => assert.ok(bucket.value >= (buckets[i]?.value ?? 0), `${name}: buckets cumulative`));
+    for (let i = 1; i < buckets.length; i += 1)
+      assert.ok((buckets[i]?.value ?? 0) >= (buckets[i - 1]?.value ?? 0), `${name}: buckets cumulative`);
   }
   return { types, series };
 }
@@ -105,7 +107,12 @@ test('the text format: escaping, cumulative histogram buckets, counters that sta
   assert.equal(value(parsed, 'untouched_total', { node_id: 'n' }), 0);
   assert.deepEqual(
     parsed.series.filter((s) => s.name === 'wait_seconds_bucket').map((s) => [s.labels['le'], s.value]),
-    [['0.5', 1], ['1', 3], ['5', 3], ['+Inf', 4]],
+    [
+      ['0.5', 1],
+      ['1', 3],
+      ['5', 3],
+      ['+Inf', 4],
+    ],
   );
   assert.equal(value(parsed, 'wait_seconds_sum'), 0.2 + 0.7 + 0.9 + 30);
   assert.equal(value(parsed, 'temperature_celsius'), -1.5);
@@ -133,7 +140,8 @@ test('GET /metrics of a whole node: node, storage, captures and latency, deliver
   const before = await scrape();
   const id = { node_id: node.config.node_id };
   assert.equal(value(before, 'camera_node_info', { ...id, version: VERSION, backend: 'simulated', sensor: 'tiny' }), 1);
-  for (const series of before.series.filter((s) => s.name.startsWith('camera_node_'))) assert.equal(series.labels['node_id'], id.node_id, series.name);
+  for (const series of before.series.filter((s) => s.name.startsWith('camera_node_')))
+    assert.equal(series.labels['node_id'], id.node_id, series.name);
   assert.equal(value(before, 'camera_node_storage_limit_bytes', id), Math.floor(node.config.storage_limit_mb * 1024 * 1024));
   assert.ok((value(before, 'camera_node_disk_free_bytes', id) ?? 0) > 0);
   assert.equal(value(before, 'camera_node_camera_connected', id), 1);
@@ -168,11 +176,23 @@ test('GET /metrics of a whole node: node, storage, captures and latency, deliver
   assert.equal(value(after, 'camera_node_capture_duration_seconds_count', id), 2);
   assert.ok((value(after, 'camera_node_capture_duration_seconds_sum', id) ?? 0) > 0);
   const failures = after.series.filter((s) => s.name === 'camera_node_capture_failures_total');
-  assert.equal(failures.reduce((sum, s) => sum + s.value, 0), 1);
-  assert.ok(failures.every((s) => s.value === 0 || (s.labels['code'] ?? '').startsWith('camera_')), JSON.stringify(failures));
+  assert.equal(
+    failures.reduce((sum, s) => sum + s.value, 0),
+    1,
+  );
+  assert.ok(
+    failures.every((s) => s.value === 0 || (s.labels['code'] ?? '').startsWith('camera_')),
+    JSON.stringify(failures),
+  );
   assert.equal(value(after, 'camera_node_storage_images', id), 2);
-  assert.equal(value(after, 'camera_node_storage_used_bytes', id), images.images.reduce((sum, image) => sum + image.size, 0));
-  assert.equal(value(after, 'camera_node_captured_bytes_total', id), images.images.reduce((sum, image) => sum + image.size, 0));
+  assert.equal(
+    value(after, 'camera_node_storage_used_bytes', id),
+    images.images.reduce((sum, image) => sum + image.size, 0),
+  );
+  assert.equal(
+    value(after, 'camera_node_captured_bytes_total', id),
+    images.images.reduce((sum, image) => sum + image.size, 0),
+  );
 });
 
 test('GET /metrics is behind the HTTP token; two nodes in one process count apart', async (t) => {

@@ -167,6 +167,34 @@ describe('receiver', () => {
     assert.deepEqual(asks.commands.map((c) => [c['action'], c['chunks']]), [['send', undefined]]);
   });
 
+  test('a resend another receiver asked for does not start the image over here', async (t) => {
+    const source = await randomFile(dir, 'f.bin', 100 * KB);
+    const r = await startReceiver(controller, { missingTimeoutMs: 200 });
+    t.after(async () => {
+      await r.receiver.stop();
+      await rm(r.outDir, { recursive: true, force: true });
+    });
+    const asks = await answerSends(node, { nodeId: 'shared', path: source.path, filename: NAME, chunkSizeBytes: 32 * KB });
+    t.after(() => asks.close());
+    const publish = (onlyChunks?: number[]) =>
+      publishImage({
+        client: node,
+        prefix: 'cameras',
+        nodeId: 'shared',
+        image: { path: source.path, filename: NAME, capturedAt: new Date(0).toISOString() },
+        chunkSizeBytes: 32 * KB,
+        window: 4,
+        ...(onlyChunks ? { onlyChunks } : {}),
+      });
+    await publish();
+    await r.next();
+    await publish([1, 2]);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.deepEqual(r.receiver.inProgress(), []);
+    assert.deepEqual(asks.commands, [], 'no request for the chunks the resend did not carry');
+    assert.equal(r.images.length, 1);
+  });
+
   test('a bad manifest or a name that is not a plain file name writes nothing', async (t) => {
     const r = await startReceiver(controller, { missingTimeoutMs: 5000 });
     t.after(async () => {

@@ -81,7 +81,12 @@ export function parseHaRemoveArgs(argv: readonly string[]): HaRemoveArgs {
     } else if (arg === '--node' || arg.startsWith('--node=')) {
       const value = arg === '--node' ? argv[++i] : arg.slice('--node='.length);
       if (!value || value.startsWith('--')) throw new Error('--node needs a node id');
-      nodeIds.push(...value.split(',').map((id) => id.trim()).filter((id) => id.length > 0));
+      nodeIds.push(
+        ...value
+          .split(',')
+          .map((id) => id.trim())
+          .filter((id) => id.length > 0),
+      );
     } else {
       rest.push(arg);
     }

@@ -44,7 +44,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const capturedBytes = new Counter('camera_node_captured_bytes_total', 'Bytes of DNG written by successful captures.');
   const deleted = new Counter('camera_node_images_deleted_total', 'Images deleted on request.');
   const evicted = new Counter('camera_node_images_evicted_total', 'Images deleted to make room, by reason.');
-  const latency = new Histogram('camera_node_capture_duration_seconds', 'Time from the capture request to the stored image.', CAPTURE_BUCKETS_S);
+  const latency = new Histogram(
+    'camera_node_capture_duration_seconds',
+    'Time from the capture request to the stored image.',
+    CAPTURE_BUCKETS_S,
+  );
 
   function families(): MetricFamily[] {
     const status = options.status();
@@ -116,8 +120,16 @@ function mqttFamilies(block: unknown, common: Labels): MetricFamily[] {
   if (!isRecord(block)) return [];
   const connects = num(block['connects']);
   return [
-    gauge('camera_node_mqtt_connected', '1 while connected to the MQTT broker.', [{ labels: common, value: block['connected'] === true ? 1 : 0 }]),
-    ...(connects === null ? [] : [counter('camera_node_mqtt_connects_total', 'Successful connections to the MQTT broker (1 + reconnects).', [{ labels: common, value: connects }])]),
+    gauge('camera_node_mqtt_connected', '1 while connected to the MQTT broker.', [
+      { labels: common, value: block['connected'] === true ? 1 : 0 },
+    ]),
+    ...(connects === null
+      ? []
+      : [
+          counter('camera_node_mqtt_connects_total', 'Successful connections to the MQTT broker (1 + reconnects).', [
+            { labels: common, value: connects },
+          ]),
+        ]),
   ];
 }
 

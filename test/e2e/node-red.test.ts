@@ -36,12 +36,24 @@ function adaptFlow(flow: FlowNode[], settings: { port: number; protocol: 4 | 5; 
       entry.value = value;
     }
   };
-  setEnv(flow.find((n) => n.type === 'global-config'), { CAMERA_MQTT_HOST: '127.0.0.1', CAMERA_MQTT_PORT: String(settings.port), CAMERA_MQTT_PROTOCOL: String(settings.protocol) });
-  setEnv(flow.find((n) => n.type === 'tab'), { CAMERA_NODE_ID: settings.nodeId, CAMERA_IMAGES_DIR: settings.imagesDir });
+  setEnv(
+    flow.find((n) => n.type === 'global-config'),
+    { CAMERA_MQTT_HOST: '127.0.0.1', CAMERA_MQTT_PORT: String(settings.port), CAMERA_MQTT_PROTOCOL: String(settings.protocol) },
+  );
+  setEnv(
+    flow.find((n) => n.type === 'tab'),
+    { CAMERA_NODE_ID: settings.nodeId, CAMERA_IMAGES_DIR: settings.imagesDir },
+  );
   // The sinks a person watches in the debug sidebar become one-line log probes the test can read.
   return flow.map((node) =>
     node.type === 'debug'
-      ? { ...node, type: 'function', func: `node.log('PROBE ' + JSON.stringify({ probe: ${JSON.stringify(node.id)}, payload: msg.payload }));\nreturn null;`, outputs: 0, libs: [] }
+      ? {
+          ...node,
+          type: 'function',
+          func: `node.log('PROBE ' + JSON.stringify({ probe: ${JSON.stringify(node.id)}, payload: msg.payload }));\nreturn null;`,
+          outputs: 0,
+          libs: [],
+        }
       : node,
   );
 }
@@ -79,7 +91,7 @@ async function startNodeRed(entry: string, userDir: string, flow: FlowNode[]): P
   const lines: string[] = [];
   const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  for (const stream of [child.stdout!, child.stderr!]) {
+  for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => {
       lines.push(line);
       for (const waiter of [...waiters]) {
@@ -136,7 +148,9 @@ function probes(lines: readonly string[], probe: string): Array<Record<string, u
     .map((entry) => entry.payload);
 }
 
-describe('the Node-RED flow (deploy/node-red/flows.json)', { skip: RED_JS ? false : 'node-red is not installed (npm install -D node-red)' }, () => {
+describe('the Node-RED flow (deploy/node-red/flows.json)', {
+  skip: RED_JS ? false : 'node-red is not installed (npm install -D node-red)',
+}, () => {
   let broker: EmbeddedBroker;
   let camera: TestNode;
   let red: NodeRed;
@@ -150,7 +164,11 @@ describe('the Node-RED flow (deploy/node-red/flows.json)', { skip: RED_JS ? fals
     broker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }) });
     camera = await startTestNode({ mqtt_url: broker.url, mqtt_protocol_version: 4, ha_discovery: false });
     const flow = JSON.parse(await readFile(FLOW, 'utf8')) as FlowNode[];
-    red = await startNodeRed(RED_JS!, join(dir, 'user'), adaptFlow(flow, { port: broker.port, protocol: 4, nodeId: camera.config.node_id, imagesDir }));
+    red = await startNodeRed(
+      RED_JS ?? '',
+      join(dir, 'user'),
+      adaptFlow(flow, { port: broker.port, protocol: 4, nodeId: camera.config.node_id, imagesDir }),
+    );
     await red.waitFor(/Started flows/, 'start of the flows');
     await red.waitFor(/Connected to broker/, 'broker connection');
   });
@@ -195,7 +213,9 @@ describe('the Node-RED flow (deploy/node-red/flows.json)', { skip: RED_JS ? fals
   });
 });
 
-describe('the Node-RED flow over MQTT 5 (Mosquitto): replies on the response topic', { skip: !RED_JS ? 'node-red is not installed (npm install -D node-red)' : (mosquittoMissing() ?? false) }, () => {
+describe('the Node-RED flow over MQTT 5 (Mosquitto): replies on the response topic', {
+  skip: !RED_JS ? 'node-red is not installed (npm install -D node-red)' : (mosquittoMissing() ?? false),
+}, () => {
   let broker: Mosquitto;
   let camera: TestNode;
   let red: NodeRed;
@@ -209,7 +229,11 @@ describe('the Node-RED flow over MQTT 5 (Mosquitto): replies on the response top
     broker = await startMosquitto();
     camera = await startTestNode({ mqtt_url: broker.url, mqtt_protocol_version: 5, ha_discovery: false });
     const flow = JSON.parse(await readFile(FLOW, 'utf8')) as FlowNode[];
-    red = await startNodeRed(RED_JS!, join(dir, 'user'), adaptFlow(flow, { port: broker.port, protocol: 5, nodeId: camera.config.node_id, imagesDir }));
+    red = await startNodeRed(
+      RED_JS ?? '',
+      join(dir, 'user'),
+      adaptFlow(flow, { port: broker.port, protocol: 5, nodeId: camera.config.node_id, imagesDir }),
+    );
     await red.waitFor(/Started flows/, 'start of the flows');
     await red.waitFor(/Connected to broker/, 'broker connection');
   });
@@ -230,17 +254,26 @@ describe('the Node-RED flow over MQTT 5 (Mosquitto): replies on the response top
       assert.equal(injected.status, 200, await injected.text());
 
       const [command] = await commands.waitFor();
-      const id = command!.json()['id'];
-      assert.equal(command!.packet.properties?.responseTopic, 'cameras/replies/node-red');
+      assert.ok(command);
+      const id = command.json()['id'];
+      assert.equal(command.packet.properties?.responseTopic, 'cameras/replies/node-red');
       const [reply] = await replies.waitFor((m) => m.json()['id'] === id);
-      assert.equal(reply!.packet.properties?.correlationData?.toString(), id);
+      assert.ok(reply);
+      assert.equal(reply.packet.properties?.correlationData?.toString(), id);
       await red.waitFor(/PROBE .*"probe":"capture-ok"/, 'matched capture reply');
       assert.equal(probes(red.lines, 'capture-ok')[0]?.['id'], id);
       await red.waitFor(/PROBE .*"probe":"image-saved"/, 'saved image');
-      const filename = (reply!.json()['file_info'] as { filename: string }).filename;
-      assert.ok((await readFile(join(imagesDir, camera.config.node_id, filename))).equals(await readFile(join(camera.config.capture_dir, filename))));
+      const filename = (reply.json()['file_info'] as { filename: string }).filename;
+      assert.ok(
+        (await readFile(join(imagesDir, camera.config.node_id, filename))).equals(
+          await readFile(join(camera.config.capture_dir, filename)),
+        ),
+      );
       // The reply went to the response topic only.
-      assert.deepEqual(plain.messages.map((m) => m.json()['id']), []);
+      assert.deepEqual(
+        plain.messages.map((m) => m.json()['id']),
+        [],
+      );
       for (const collector of [commands, replies, plain]) await collector.close();
     } finally {
       await watcher.endAsync();

@@ -33,7 +33,12 @@ test('with HTTP_TOKEN set, every route but /health answers 401 without the token
     let refused = 0;
     let asked = 0;
     for (const [method, path] of routes) {
-      for (const headers of [undefined, { authorization: 'Bearer wrong-token' }, { authorization: TOKEN }, { authorization: `Basic ${TOKEN}` }]) {
+      for (const headers of [
+        undefined,
+        { authorization: 'Bearer wrong-token' },
+        { authorization: TOKEN },
+        { authorization: `Basic ${TOKEN}` },
+      ]) {
         asked += 1;
         const response = await api<{ detail: string }>(node.httpUrl, path, { method, ...(headers ? { headers } : {}) });
         assert.equal(response.status, 401, `${method} ${path} with ${JSON.stringify(headers)}`);
@@ -59,15 +64,24 @@ test('with HTTP_TOKEN set, every route but /health answers 401 without the token
     });
     assert.equal(health.status, 200, '/health stays open for probes');
     assert.equal(imagesBefore, 0, 'a refused capture took no picture');
-    assert.deepEqual(allowed.map((r) => r.status), [200, 200, 200]);
+    assert.deepEqual(
+      allowed.map((r) => r.status),
+      [200, 200, 200],
+    );
   } finally {
     await node.stop();
   }
 });
 
-const tlsMissing = mosquittoMissing() ?? (spawnSync('openssl', ['version'], { stdio: 'ignore' }).error ? 'openssl is not installed' : null) ?? (spawnSync('mosquitto_passwd', ['-h'], { stdio: 'ignore' }).error ? 'mosquitto_passwd is not installed' : null);
+const tlsMissing =
+  mosquittoMissing() ??
+  (spawnSync('openssl', ['version'], { stdio: 'ignore' }).error ? 'openssl is not installed' : null) ??
+  (spawnSync('mosquitto_passwd', ['-h'], { stdio: 'ignore' }).error ? 'mosquitto_passwd is not installed' : null);
 
-test('MQTT over TLS with a password; no secret in logs, status, telemetry, replies or anything on the broker', { skip: tlsMissing ?? false, timeout: 90_000 }, async () => {
+test('MQTT over TLS with a password; no secret in logs, status, telemetry, replies or anything on the broker', {
+  skip: tlsMissing ?? false,
+  timeout: 90_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'camera-node-secrets-'));
   const secrets = {
     http_token: TOKEN,
@@ -86,18 +100,68 @@ test('MQTT over TLS with a password; no secret in logs, status, telemetry, repli
   try {
     const ca = join(dir, 'ca');
     const server = join(dir, 'server');
-    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=camera-node faults CA', '-keyout', `${ca}.key`, '-out', `${ca}.crt`]);
+    await execa('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=camera-node faults CA',
+      '-keyout',
+      `${ca}.key`,
+      '-out',
+      `${ca}.crt`,
+    ]);
     await writeFile(`${server}.ext`, 'subjectAltName=IP:127.0.0.1\n');
-    await execa('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', `${server}.key`, '-out', `${server}.csr`]);
-    await execa('openssl', ['x509', '-req', '-in', `${server}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '1', '-out', `${server}.crt`, '-extfile', `${server}.ext`]);
+    await execa('openssl', [
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-keyout',
+      `${server}.key`,
+      '-out',
+      `${server}.csr`,
+    ]);
+    await execa('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      `${server}.csr`,
+      '-CA',
+      `${ca}.crt`,
+      '-CAkey',
+      `${ca}.key`,
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-out',
+      `${server}.crt`,
+      '-extfile',
+      `${server}.ext`,
+    ]);
     const passwords = join(dir, 'passwords');
     await execa('mosquitto_passwd', ['-c', '-b', passwords, 'cam', secrets.mqtt_password]);
     await execa('mosquitto_passwd', ['-b', passwords, 'controller', 'controller-pass']);
-    broker = await startMosquitto([`cafile ${ca}.crt`, `certfile ${server}.crt`, `keyfile ${server}.key`, `password_file ${passwords}`, 'allow_anonymous false'], { listener: 'mqtts' });
+    broker = await startMosquitto(
+      [`cafile ${ca}.crt`, `certfile ${server}.crt`, `keyfile ${server}.key`, `password_file ${passwords}`, 'allow_anonymous false'],
+      { listener: 'mqtts' },
+    );
     const caPem = await readFile(`${ca}.crt`);
 
     // Everything on the broker is recorded, retained or not, from before the node connects.
-    controller = await mqtt.connectAsync(broker.url, { ca: caPem, username: 'controller', password: 'controller-pass', protocolVersion: 5, reconnectPeriod: 0 });
+    controller = await mqtt.connectAsync(broker.url, {
+      ca: caPem,
+      username: 'controller',
+      password: 'controller-pass',
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
     const seen: string[] = [];
     controller.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString('latin1')}`));
     await controller.subscribeAsync('#', { qos: 1 });
@@ -141,10 +205,18 @@ test('MQTT over TLS with a password; no secret in logs, status, telemetry, repli
     await sleep(1500); // a telemetry period
 
     // A second node with a wrong password: refused, and its error must not carry the password either.
-    const refusedNode = await startTestNode({ mqtt_url: broker.url, mqtt_ca_file: `${ca}.crt`, mqtt_username: 'cam', mqtt_password: secrets.wrong_mqtt_password, http_token: secrets.http_token });
+    const refusedNode = await startTestNode({
+      mqtt_url: broker.url,
+      mqtt_ca_file: `${ca}.crt`,
+      mqtt_username: 'cam',
+      mqtt_password: secrets.wrong_mqtt_password,
+      http_token: secrets.http_token,
+    });
     nodes.push(refusedNode);
     const refusedStatus = await waitFor('the refusal in the status', async () => {
-      const status = await api<{ mqtt: { connected: boolean; last_error: string | null } }>(refusedNode.httpUrl, '/status', { headers: auth });
+      const status = await api<{ mqtt: { connected: boolean; last_error: string | null } }>(refusedNode.httpUrl, '/status', {
+        headers: auth,
+      });
       return status.body.mqtt.last_error ? status.body.mqtt : null;
     });
 
@@ -155,7 +227,8 @@ test('MQTT over TLS with a password; no secret in logs, status, telemetry, repli
     for (const n of nodes) {
       places[`${n.config.node_id} /status`] = JSON.stringify((await api(n.httpUrl, '/status', { headers: auth })).body);
       places[`${n.config.node_id} /logs`] = JSON.stringify((await api(n.httpUrl, `/logs?lines=5000`, { headers: auth })).body);
-      for (const file of await readdir(n.config.log_dir)) places[`${n.config.node_id} ${file}`] = await readFile(join(n.config.log_dir, file), 'latin1');
+      for (const file of await readdir(n.config.log_dir))
+        places[`${n.config.node_id} ${file}`] = await readFile(join(n.config.log_dir, file), 'latin1');
     }
     const leaks: string[] = [];
     for (const [where, text] of Object.entries(places)) {
@@ -167,7 +240,9 @@ test('MQTT over TLS with a password; no secret in logs, status, telemetry, repli
       places_searched: Object.keys(places).length,
       broker_messages: seen.length,
       telemetry_messages: telemetry,
-      log_bytes: Object.entries(places).filter(([where]) => where.endsWith('.log')).reduce((sum, [, text]) => sum + text.length, 0),
+      log_bytes: Object.entries(places)
+        .filter(([where]) => where.endsWith('.log'))
+        .reduce((sum, [, text]) => sum + text.length, 0),
       wrong_password_refused: !refusedStatus.connected,
       tls_node_connected: replies[0]?.['status'] === 'success',
       leaks: leaks.length,

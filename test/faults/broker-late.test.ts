@@ -19,7 +19,10 @@ interface MqttStatus {
   delivery: { mqtt: { pending: number; delivered: number } };
 }
 
-test('broker absent for 20 s after the node starts: HTTP serves meanwhile, MQTT comes online, nothing queued is lost', { skip: mosquittoMissing() ?? false, timeout: 120_000 }, async () => {
+test('broker absent for 20 s after the node starts: HTTP serves meanwhile, MQTT comes online, nothing queued is lost', {
+  skip: mosquittoMissing() ?? false,
+  timeout: 120_000,
+}, async () => {
   const port = await freePort();
   const url = `mqtt://127.0.0.1:${port}`;
   const startedAt = Date.now();
@@ -61,7 +64,12 @@ test('broker absent for 20 s after the node starts: HTTP serves meanwhile, MQTT 
     await receiver.start();
     const connectedBeforeReceiver = (await api<MqttStatus>(node.httpUrl, '/status')).body.mqtt.connected;
     try {
-      await waitFor('the node online on MQTT', async () => ((await readRetained(url, 'cameras', nodeId)).availability === 'online' ? true : null), 60_000, 200);
+      await waitFor(
+        'the node online on MQTT',
+        async () => ((await readRetained(url, 'cameras', nodeId)).availability === 'online' ? true : null),
+        60_000,
+        200,
+      );
       const secondsToOnline = (Date.now() - brokerAt) / 1000;
       const reply = await request(client, 'cameras', nodeId, { action: 'status' });
       assert.equal(connectedBeforeReceiver, false, 'the receiver subscribed before the node reconnected');

@@ -11,7 +11,10 @@ const RESTARTS = 10;
 const COMMANDS_PER_ROUND = 6;
 const PREFIX = 'cameras';
 
-test('Mosquitto restarted 10 times while captures are commanded: each runs once, each reply arrives, retained state returns', { skip: mosquittoMissing() ?? false, timeout: 180_000 }, async () => {
+test('Mosquitto restarted 10 times while captures are commanded: each runs once, each reply arrives, retained state returns', {
+  skip: mosquittoMissing() ?? false,
+  timeout: 180_000,
+}, async () => {
   const broker = await startMosquitto();
   // The queue holds every command of the run, so no capture is refused as busy: each one must run.
   const node = await startTestNode({ mqtt_url: broker.url, mqtt_session_expiry_s: 600, max_queued_captures: 100, ha_discovery: false });

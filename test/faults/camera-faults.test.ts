@@ -23,7 +23,9 @@ interface CameraStatus {
   camera: { connected: boolean; last_error: string | null };
 }
 
-test('the camera app hangs, crashes, fails and loses its camera mid-run: clear errors, the queue moves on, status follows', { timeout: 90_000 }, async () => {
+test('the camera app hangs, crashes, fails and loses its camera mid-run: clear errors, the queue moves on, status follows', {
+  timeout: 90_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'camera-node-camfaults-'));
   const control = join(dir, 'camera-control');
   await writeFile(control, '');
@@ -31,7 +33,10 @@ test('the camera app hangs, crashes, fails and loses its camera mid-run: clear e
   let node: TestNode | null = null;
   let client: MqttClient | null = null;
   try {
-    const started = await startTestNode({ capture_timeout_s: 2, camera_check_interval_s: 1, ha_discovery: false }, { cameraEnv: { CAMERA_SIM_CONTROL: control } });
+    const started = await startTestNode(
+      { capture_timeout_s: 2, camera_check_interval_s: 1, ha_discovery: false },
+      { cameraEnv: { CAMERA_SIM_CONTROL: control } },
+    );
     node = started;
     const { httpUrl } = started;
     const nodeId = started.config.node_id;
@@ -44,7 +49,12 @@ test('the camera app hangs, crashes, fails and loses its camera mid-run: clear e
       const ids = Array.from({ length: count }, () => `cam-${randomUUID().slice(0, 8)}`);
       for (const id of ids) await mqttClient.publishAsync(`cameras/${nodeId}/cmd`, JSON.stringify({ id, action: 'capture' }), { qos: 1 });
       const got = await replies.waitFor((m) => ids.includes(String(m.json()['id'])), count, timeoutMs);
-      return ids.map((id) => defined(got.find((m) => m.json()['id'] === id), `the reply to ${id}`).json<Reply>());
+      return ids.map((id) =>
+        defined(
+          got.find((m) => m.json()['id'] === id),
+          `the reply to ${id}`,
+        ).json<Reply>(),
+      );
     };
     /** The first reply of a batch, which the fault hit. */
     const hit = (batch: Reply[]): Reply & { error: { code: string; message: string } } => {
@@ -65,7 +75,12 @@ test('the camera app hangs, crashes, fails and loses its camera mid-run: clear e
     const hanging = captures(3);
     // Mend the camera once the first app is running and has had time to read the fault (it hangs);
     // the other two wait in the queue and start after it is killed, with the camera mended.
-    await waitFor('the first camera app running', async () => ((await processesMentioning(started.config.capture_dir)).length > 0 ? true : null), 10_000, 10);
+    await waitFor(
+      'the first camera app running',
+      async () => ((await processesMentioning(started.config.capture_dir)).length > 0 ? true : null),
+      10_000,
+      10,
+    );
     await sleep(700);
     await fault('');
     const [first, ...afterHang] = await hanging;
@@ -114,7 +129,11 @@ test('the camera app hangs, crashes, fails and loses its camera mid-run: clear e
     results['no-camera'] = row(unplugged, await captures(2));
     assert.equal(unplugged.error.code, 'camera_unavailable', JSON.stringify(unplugged));
     assert.match(unplugged.error.message, /no camera/);
-    assert.deepEqual(whileUnplugged.map((r) => r.error?.code), ['camera_unavailable', 'camera_unavailable'], 'captures fail fast while it is away');
+    assert.deepEqual(
+      whileUnplugged.map((r) => r.error?.code),
+      ['camera_unavailable', 'camera_unavailable'],
+      'captures fail fast while it is away',
+    );
     assert.equal(seenDown.status, 'degraded');
     assert.match(seenDown.camera.last_error ?? '', /no camera/);
     assert.equal(seenUp.status, 'online');
@@ -124,7 +143,9 @@ test('the camera app hangs, crashes, fails and loses its camera mid-run: clear e
     const listed = await listImages(httpUrl);
     const tempLeft = await entries(join(started.config.capture_dir, '.tmp'));
     const figures = {
-      ...Object.fromEntries(Object.entries(results).map(([mode, r]) => [mode, `${r.code} '${r.message.slice(0, 60)}', later ${r.later_ok}/2 ok`])),
+      ...Object.fromEntries(
+        Object.entries(results).map(([mode, r]) => [mode, `${r.code} '${r.message.slice(0, 60)}', later ${r.later_ok}/2 ok`]),
+      ),
       status_disconnected_seen: retainedDown === true && seenDown.camera.connected === false,
       status_recovered: retainedUp === true && seenUp.camera.connected,
       successful_captures: succeeded.length,

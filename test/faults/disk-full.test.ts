@@ -36,7 +36,10 @@ async function stillUp(node: TestNode, client: MqttClient): Promise<boolean> {
   return health.status === 200 && status['status'] === 'success';
 }
 
-test('disk full (8 MB tmpfs): 507 or an error naming the cause, node up, stored images intact, recovery when space returns', { skip: mountProblem ?? false, timeout: 60_000 }, async () => {
+test('disk full (8 MB tmpfs): 507 or an error naming the cause, node up, stored images intact, recovery when space returns', {
+  skip: mountProblem ?? false,
+  timeout: 60_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'camera-node-diskfull-'));
   const mnt = join(dir, 'mnt');
   await mountTmpfs(mnt, 8);
@@ -45,7 +48,10 @@ test('disk full (8 MB tmpfs): 507 or an error naming the cause, node up, stored 
   try {
     const captureDir = join(mnt, 'images');
     // Undelivered images are kept, so a full disk cannot be "fixed" by evicting what is stored.
-    node = await startTestNode({ capture_dir: captureDir, evict_undelivered: false, storage_limit_mb: 100, min_free_disk_mb: 0 }, { cameraEnv: { CAMERA_SIM_WRITE_MBPS: '0.2' } });
+    node = await startTestNode(
+      { capture_dir: captureDir, evict_undelivered: false, storage_limit_mb: 100, min_free_disk_mb: 0 },
+      { cameraEnv: { CAMERA_SIM_WRITE_MBPS: '0.2' } },
+    );
     client = await connectClient(defined(node.node.mqttUrl, 'the broker URL'));
     for (let i = 0; i < 3; i += 1) assert.equal((await api(node.httpUrl, '/capture', { method: 'POST' })).status, 200);
     const before = await hashes(captureDir);
@@ -69,7 +75,10 @@ test('disk full (8 MB tmpfs): 507 or an error naming the cause, node up, stored 
     await fillDisk(join(mnt, 'filler-2'));
     const midWrite = await pending;
     assert.ok(midWrite.status >= 500, JSON.stringify(midWrite.body));
-    assert.ok(midWrite.body.code === 'storage_full' || /no space left on device|ENOSPC/i.test(midWrite.body.detail), `the error names the cause: ${JSON.stringify(midWrite.body)}`);
+    assert.ok(
+      midWrite.body.code === 'storage_full' || /no space left on device|ENOSPC/i.test(midWrite.body.detail),
+      `the error names the cause: ${JSON.stringify(midWrite.body)}`,
+    );
     const tempAfterFailure = await entries(join(captureDir, '.tmp'));
     const upAfterMidWrite = await stillUp(node, client);
 
@@ -111,7 +120,10 @@ test('disk full (8 MB tmpfs): 507 or an error naming the cause, node up, stored 
 // Root ignores permission bits, so as root the folder is made read-only by remounting its file system.
 const readOnlyProblem = isRoot() ? mountProblem : null;
 
-test('read-only capture dir: errors name the cause, nothing stored is damaged, recovery when writable again', { skip: readOnlyProblem ?? false, timeout: 60_000 }, async () => {
+test('read-only capture dir: errors name the cause, nothing stored is damaged, recovery when writable again', {
+  skip: readOnlyProblem ?? false,
+  timeout: 60_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'camera-node-readonly-'));
   const mnt = join(dir, 'mnt');
   const root = isRoot();

@@ -10,7 +10,8 @@ import { spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import { recordFigures } from '../helpers/faults-figures.js';
 import { diffTrees, entries, imagesOnDisk, listImages, snapshotTree, sleep, waitFor, type TreeSnapshot } from '../helpers/faults-fs.js';
 import { embeddedBrokerUrl } from '../helpers/faults-mqtt.js';
-import { commandCases, commandPayload, expectedReplyId, httpCases, type HostileTargets, type HttpCase } from '../helpers/fuzz.js';
+import { httpCases, type HttpCase } from '../helpers/faults-fuzz-http.js';
+import { commandCases, commandPayload, expectedReplyId, type HostileTargets } from '../helpers/fuzz.js';
 import { connectClient, request } from '../helpers/mqtt.js';
 
 const COMMANDS = 10_000;
@@ -109,17 +110,24 @@ describe('hostile input against one node (daemon on its embedded broker)', { tim
       kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
       client.publish(`cameras/${NODE_ID}/cmd`, payload, { qos: 1 });
     }
-    await waitFor('every reply', () => ([...byId.keys()].every((id) => replies.has(id)) && nullReplies.length >= expectedNull ? true : null), 120_000, 100);
+    await waitFor(
+      'every reply',
+      () => ([...byId.keys()].every((id) => replies.has(id)) && nullReplies.length >= expectedNull ? true : null),
+      120_000,
+      100,
+    );
     await sleep(1000); // late extras would be counted
 
     const all = [...replies.values()].flat();
     for (const reply of all) if (reply.status === 'success' && reply.file_info) produced.add(reply.file_info.filename);
     const malformedWithId = [...byId].filter(([, c]) => c.malformed);
     const malformedErrored = malformedWithId.filter(([id]) => replies.get(id)?.every((r) => r.status === 'error')).length;
-    const goodOk = [...byId].filter(([, c]) => !c.malformed).filter(([id]) => {
-      const reply = replies.get(id)?.[0];
-      return reply?.status === 'success' || (reply?.action === 'capture' && reply.error?.code === 'busy');
-    }).length;
+    const goodOk = [...byId]
+      .filter(([, c]) => !c.malformed)
+      .filter(([id]) => {
+        const reply = replies.get(id)?.[0];
+        return reply?.status === 'success' || (reply?.action === 'capture' && reply.error?.code === 'busy');
+      }).length;
     const codes = new Map<string, number>();
     for (const reply of [...all, ...nullReplies]) if (reply.error) codes.set(reply.error.code, (codes.get(reply.error.code) ?? 0) + 1);
     const internal = codes.get('internal') ?? 0;
@@ -128,11 +136,17 @@ describe('hostile input against one node (daemon on its embedded broker)', { tim
     const unexpectedIds = [...replies.keys()].filter((id) => !byId.has(id)).length;
     const statusReply = await request(client, 'cameras', NODE_ID, { action: 'status' });
     const httpStatus = await fetch(`${daemon.httpUrl}/status`);
-    const alive = daemon.child.exitCode === null && daemon.child.signalCode === null && statusReply['status'] === 'success' && httpStatus.status === 200;
+    const alive =
+      daemon.child.exitCode === null &&
+      daemon.child.signalCode === null &&
+      statusReply['status'] === 'success' &&
+      httpStatus.status === 200;
     const touched = diffTrees(before0, await snapshotTree(dir, ['images', 'logs']));
     const onDisk = await imagesOnDisk(captureDir);
     const foreign = [...onDisk.keys()].filter((name) => !produced.has(name));
-    const strayInCaptureDir = (await entries(captureDir)).filter((name) => name.startsWith('.') && !['.tmp', '.camera-node-state.json'].includes(name));
+    const strayInCaptureDir = (await entries(captureDir)).filter(
+      (name) => name.startsWith('.') && !['.tmp', '.camera-node-state.json'].includes(name),
+    );
     const unhandled = (stderr.match(/unhandled promise rejection/g) ?? []).length;
     const figures = {
       seed: SEED,
@@ -154,7 +168,11 @@ describe('hostile input against one node (daemon on its embedded broker)', { tim
       unhandled_rejections: unhandled,
       files_touched_outside: touched.length,
       foreign_files_in_capture_dir: foreign.length + strayInCaptureDir.length,
-      top_codes: [...codes].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([code, n]) => `${code}:${n}`).join(' '),
+      top_codes: [...codes]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 6)
+        .map(([code, n]) => `${code}:${n}`)
+        .join(' '),
     };
     await recordFigures(`MQTT fuzz (${COMMANDS} commands)`, figures);
     assert.equal(figures.crashes, 0, 'the node still answers');
@@ -188,31 +206,45 @@ describe('hostile input against one node (daemon on its embedded broker)', { tim
     // again once on a fresh connection, and only a second failure counts.
     const send = (c: HttpCase, fresh = false): Promise<void> =>
       new Promise((resolve) => {
-        const req = httpRequest({ host: hostname, port: Number(port), method: c.method, path: c.path, headers: { ...c.headers, ...(c.body ? { 'content-length': String(c.body.length) } : {}) }, agent: fresh ? false : agent, timeout: 15_000 }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => {
-            const status = res.statusCode ?? 0;
-            statuses.set(status, (statuses.get(status) ?? 0) + 1);
-            const text = Buffer.concat(chunks).toString();
-            if (status >= 500) serverErrors.push(`${c.method} ${c.path.slice(0, 200)} -> ${status} ${text.slice(0, 200)}`);
-            if (status >= 400 && status < 500 && c.method !== 'HEAD') {
-              let detail: unknown;
-              try {
-                detail = (JSON.parse(text) as { detail?: unknown }).detail;
-              } catch {
-                detail = undefined;
+        const req = httpRequest(
+          {
+            host: hostname,
+            port: Number(port),
+            method: c.method,
+            path: c.path,
+            headers: { ...c.headers, ...(c.body ? { 'content-length': String(c.body.length) } : {}) },
+            agent: fresh ? false : agent,
+            timeout: 15_000,
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () => {
+              const status = res.statusCode ?? 0;
+              statuses.set(status, (statuses.get(status) ?? 0) + 1);
+              const text = Buffer.concat(chunks).toString();
+              if (status >= 500) serverErrors.push(`${c.method} ${c.path.slice(0, 200)} -> ${status} ${text.slice(0, 200)}`);
+              if (status >= 400 && status < 500 && c.method !== 'HEAD') {
+                let detail: unknown;
+                try {
+                  detail = (JSON.parse(text) as { detail?: unknown }).detail;
+                } catch {
+                  detail = undefined;
+                }
+                if (typeof detail !== 'string' || detail === '')
+                  badErrorBodies.push(`${c.method} ${c.path.slice(0, 200)} -> ${status} ${text.slice(0, 200)}`);
               }
-              if (typeof detail !== 'string' || detail === '') badErrorBodies.push(`${c.method} ${c.path.slice(0, 200)} -> ${status} ${text.slice(0, 200)}`);
-            }
-            if (status === 200 && c.method === 'POST') {
-              const filename = /filename="([^"]+)"/.exec(String(res.headers['content-disposition'] ?? ''))?.[1] ?? (JSON.parse(text) as { file_info?: { filename: string } }).file_info?.filename;
-              if (filename) produced.add(filename);
-            }
-            resolve();
-          });
-          res.on('error', () => resolve());
-        });
+              if (status === 200 && c.method === 'POST') {
+                const filename =
+                  /filename="([^"]+)"/.exec(String(res.headers['content-disposition'] ?? ''))?.[1] ??
+                  (JSON.parse(text) as { file_info?: { filename: string } }).file_info?.filename;
+                if (filename) produced.add(filename);
+              }
+              resolve();
+            });
+            res.on('error', () => resolve());
+          },
+        );
         req.on('timeout', () => {
           hung += 1;
           req.destroy(new Error('timeout'));
@@ -241,7 +273,8 @@ describe('hostile input against one node (daemon on its embedded broker)', { tim
     const touched = diffTrees(before0, await snapshotTree(dir, ['images', 'logs']));
     const onDisk = await imagesOnDisk(captureDir);
     const foreign = [...onDisk.keys()].filter((name) => !produced.has(name));
-    const count = (from: number, to: number): number => [...statuses].filter(([s]) => s >= from && s < to).reduce((sum, [, n]) => sum + n, 0);
+    const count = (from: number, to: number): number =>
+      [...statuses].filter(([s]) => s >= from && s < to).reduce((sum, [, n]) => sum + n, 0);
     const figures = {
       seed: SEED,
       requests: cases.length,
@@ -249,7 +282,10 @@ describe('hostile input against one node (daemon on its embedded broker)', { tim
       '4xx': count(400, 500),
       '5xx': count(500, 600),
       '4xx_without_detail': badErrorBodies.length,
-      statuses: [...statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}:${n}`).join(' '),
+      statuses: [...statuses]
+        .sort((a, b) => a[0] - b[0])
+        .map(([s, n]) => `${s}:${n}`)
+        .join(' '),
       resent_on_fresh_connection: retried,
       unanswered: [...transportErrors].map(([e, n]) => `${e}:${n}`).join(' ') || 0,
       hung,

@@ -82,7 +82,14 @@ test('kill -9 of the node mid-capture, 20 times: no partial file listed, temp fi
         await sleep(20);
       }
       const inTemp = await entries(tempDir);
-      const sizes = await Promise.all(inTemp.map((name) => stat(join(tempDir, name)).then((s) => s.size, () => 0)));
+      const sizes = await Promise.all(
+        inTemp.map((name) =>
+          stat(join(tempDir, name)).then(
+            (s) => s.size,
+            () => 0,
+          ),
+        ),
+      );
       node.child.kill('SIGKILL');
       await node.exited;
       figures.kills += 1;
@@ -91,7 +98,11 @@ test('kill -9 of the node mid-capture, 20 times: no partial file listed, temp fi
       // The simulated camera app notices its parent is gone within half a second; a real one is
       // killed by systemd (KillMode=mixed). Either way it must be gone before the node restarts.
       if ((await processesMentioning(captureDir)).length > 0) figures.orphan_camera_processes += 1;
-      await waitFor('the orphaned camera process gone', async () => ((await processesMentioning(captureDir)).length === 0 ? true : null), 10_000);
+      await waitFor(
+        'the orphaned camera process gone',
+        async () => ((await processesMentioning(captureDir)).length === 0 ? true : null),
+        10_000,
+      );
 
       daemon = await spawnDaemon(env);
       await verify(daemon);

@@ -59,10 +59,14 @@ test('command size, capture queue, log lines and HTTP rate: each limit holds wit
     // Capture queue: one running and MAX_QUEUED waiting; the rest are refused as busy at once.
     const burst = await collect(client, `cameras/${nodeId}/res`);
     const ids = Array.from({ length: 10 }, (_, i) => `queue-${i}`);
-    await Promise.all(ids.map((id) => controller.publishAsync(`cameras/${nodeId}/cmd`, JSON.stringify({ id, action: 'capture' }), { qos: 1 })));
+    await Promise.all(
+      ids.map((id) => controller.publishAsync(`cameras/${nodeId}/cmd`, JSON.stringify({ id, action: 'capture' }), { qos: 1 })),
+    );
     const mqttReplies = (await burst.waitFor((m) => ids.includes(String(m.json()['id'])), ids.length, 30_000)).map((m) => m.json<Reply>());
     await burst.close();
-    const httpReplies = await Promise.all(Array.from({ length: 10 }, () => api<{ detail?: string; code?: string }>(started.httpUrl, '/capture', { method: 'POST' })));
+    const httpReplies = await Promise.all(
+      Array.from({ length: 10 }, () => api<{ detail?: string; code?: string }>(started.httpUrl, '/capture', { method: 'POST' })),
+    );
     const mqttOk = mqttReplies.filter((r) => r.status === 'success').length;
     const mqttBusy = mqttReplies.filter((r) => r.error?.code === 'busy').length;
     const httpOk = httpReplies.filter((r) => r.status === 200).length;
@@ -78,9 +82,13 @@ test('command size, capture queue, log lines and HTTP rate: each limit holds wit
     // HTTP rate: a separate node, so the requests above do not count against it.
     limited = await startTestNode({ http_rate_limit: RATE_LIMIT, mqtt_enabled: false });
     const rated = [];
-    for (let i = 0; i < RATE_LIMIT + 10; i += 1) rated.push(await api<{ detail?: string; code?: string }>(limited.httpUrl, i % 2 ? '/status' : '/images'));
+    for (let i = 0; i < RATE_LIMIT + 10; i += 1)
+      rated.push(await api<{ detail?: string; code?: string }>(limited.httpUrl, i % 2 ? '/status' : '/images'));
     const passed = rated.filter((r) => r.status === 200).length;
-    const throttled = rated.filter((r) => r.status === 429 && r.body.code === 'rate_limited' && typeof r.body.detail === 'string' && Number(r.headers.get('retry-after')) > 0).length;
+    const throttled = rated.filter(
+      (r) =>
+        r.status === 429 && r.body.code === 'rate_limited' && typeof r.body.detail === 'string' && Number(r.headers.get('retry-after')) > 0,
+    ).length;
 
     const figures = {
       command_at_limit: accepted.status,
@@ -96,7 +104,10 @@ test('command size, capture queue, log lines and HTTP rate: each limit holds wit
       rate_limit: `${passed} ok, ${throttled} x 429 of ${rated.length}`,
     };
     await recordFigures('limits (size, queue, lines, rate)', figures);
-    for (const [ok, busy] of [[mqttOk, mqttBusy], [httpOk, httpBusy]] as const) {
+    for (const [ok, busy] of [
+      [mqttOk, mqttBusy],
+      [httpOk, httpBusy],
+    ] as const) {
       assert.ok(ok >= 1 && ok <= MAX_QUEUED + 1, `at most ${MAX_QUEUED + 1} captures taken at once, got ${ok}`);
       assert.equal(ok + busy, 10, 'every other one refused as busy');
     }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import { recordFigures } from '../helpers/faults-figures.js';
-import { api, defined, entries, listImages, sha256Of, waitFor } from '../helpers/faults-fs.js';
+import { api, entries, listImages, sha256Of, waitFor } from '../helpers/faults-fs.js';
 import { embeddedBrokerUrl, readRetained } from '../helpers/faults-mqtt.js';
 import { flakyUploadServer, type Behaviour } from '../helpers/faults-upload.js';
 import { collect, connectClient } from '../helpers/mqtt.js';
@@ -21,7 +21,9 @@ async function stopDaemon(daemon: Daemon | null): Promise<void> {
   await daemon.exited;
 }
 
-test('SIGTERM during a chunked MQTT transfer of a 24 MB image: exit 0, offline published, the image intact', { timeout: 60_000 }, async () => {
+test('SIGTERM during a chunked MQTT transfer of a 24 MB image: exit 0, offline published, the image intact', {
+  timeout: 60_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'camera-node-sigterm-mqtt-'));
   const captureDir = join(dir, 'images');
   await mkdir(captureDir, { recursive: true });
@@ -43,7 +45,7 @@ test('SIGTERM during a chunked MQTT transfer of a 24 MB image: exit 0, offline p
       HA_DISCOVERY: 'false',
       ...(broker ? { MQTT_URL: broker.url } : {}),
     });
-    const brokerUrl = broker?.url ?? await embeddedBrokerUrl(daemon);
+    const brokerUrl = broker?.url ?? (await embeddedBrokerUrl(daemon));
     const client = await connectClient(brokerUrl);
     const availability = await collect(client, `cameras/${NODE_ID}/availability`);
     await availability.waitFor((m) => m.payload.toString() === 'online');
@@ -55,7 +57,12 @@ test('SIGTERM during a chunked MQTT transfer of a 24 MB image: exit 0, offline p
     const chunksAtSignal = chunks.messages.length;
     node.child.kill('SIGTERM');
     const exit = await node.exited;
-    const offline = await availability.waitFor((m) => m.payload.toString() === 'offline', 1, 5000).then(() => true, () => false);
+    const offline = await availability
+      .waitFor((m) => m.payload.toString() === 'offline', 1, 5000)
+      .then(
+        () => true,
+        () => false,
+      );
     const reply = replies.messages.find((m) => m.json()['id'] === 'send-24mb')?.json();
     const retained = broker ? (await readRetained(broker.url, 'cameras', NODE_ID)).availability : 'n/a (embedded broker)';
     await client.endAsync(true);
@@ -68,7 +75,9 @@ test('SIGTERM during a chunked MQTT transfer of a 24 MB image: exit 0, offline p
       exit_code: exit.code,
       offline_published: offline,
       retained_availability: retained,
-      send_reply: reply ? `${String(reply['status'])} ${String((reply['error'] as { code?: string } | undefined)?.code ?? '')}`.trim() : 'none',
+      send_reply: reply
+        ? `${String(reply['status'])} ${String((reply['error'] as { code?: string } | undefined)?.code ?? '')}`.trim()
+        : 'none',
       image_intact: after === before,
       stopped_logged: node.records.some((r) => r['msg'] === 'camera-node stopped'),
     };
@@ -88,7 +97,9 @@ test('SIGTERM during a chunked MQTT transfer of a 24 MB image: exit 0, offline p
   }
 });
 
-test('SIGTERM during an HTTP upload: exit 0, the outbox keeps it, the upload completes at the next start', { timeout: 60_000 }, async () => {
+test('SIGTERM during an HTTP upload: exit 0, the outbox keeps it, the upload completes at the next start', {
+  timeout: 60_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'camera-node-sigterm-upload-'));
   const captureDir = join(dir, 'images');
   let behaviour: Behaviour = 'stall-mid';
@@ -112,7 +123,9 @@ test('SIGTERM during an HTTP upload: exit 0, the outbox keeps it, the upload com
     const captured = await api<{ file_info: { filename: string } }>(daemon.httpUrl, '/capture?deliver=http', { method: 'POST' });
     assert.equal(captured.status, 200);
     const filename = captured.body.file_info.filename;
-    const upload = await waitFor('the upload under way', () => (server.records[0] && server.records[0].bytes >= 1024 * 1024 ? server.records[0] : null));
+    const upload = await waitFor('the upload under way', () =>
+      server.records[0] && server.records[0].bytes >= 1024 * 1024 ? server.records[0] : null,
+    );
     const bytesAtSignal = upload.bytes;
     const first = daemon;
     first.child.kill('SIGTERM');
@@ -125,8 +138,12 @@ test('SIGTERM during an HTTP upload: exit 0, the outbox keeps it, the upload com
     const restarted = daemon;
     const hash = await sha256Of(join(captureDir, filename));
     await waitFor('the upload after the restart', () => (server.acknowledged().get(hash) ? true : null), 30_000);
-    const delivered = await waitFor('the delivered mark', async () => ((await listImages(restarted.httpUrl)).find((i) => i.filename === filename && i.delivered.includes('http')) ? true : null));
-    const outboxAtEnd = await waitFor('an empty outbox', async () => ((await readdir(join(captureDir, '.outbox'))).length === 0 ? true : null));
+    const delivered = await waitFor('the delivered mark', async () =>
+      (await listImages(restarted.httpUrl)).find((i) => i.filename === filename && i.delivered.includes('http')) ? true : null,
+    );
+    const outboxAtEnd = await waitFor('an empty outbox', async () =>
+      (await readdir(join(captureDir, '.outbox'))).length === 0 ? true : null,
+    );
     const figures = {
       image_bytes: (await api<{ images: Array<{ size: number }> }>(restarted.httpUrl, '/images')).body.images[0]?.size ?? 0,
       bytes_sent_at_sigterm: bytesAtSignal,

@@ -23,17 +23,27 @@ async function storedHashes(captureDir: string): Promise<Map<string, string>> {
   return hashes;
 }
 
-test('upload target down, then flapping (refused, 500, stall, 429 + Retry-After, reset): every image delivered exactly once', { timeout: 120_000 }, async () => {
+test('upload target down, then flapping (refused, 500, stall, 429 + Retry-After, reset): every image delivered exactly once', {
+  timeout: 120_000,
+}, async () => {
   // Retries start after 0.5 s and wait at most 1 s (upload_retry_base_s, upload_retry_max_s), and a stall
   // is given up after 1 s without progress (upload_timeout_s): minutes of flapping in the field take seconds here.
   const port = await freePort();
   const cycle: Behaviour[] = ['error500', 'stall', 'retry429', 'ok', 'reset', 'error500', 'ok', 'stall-mid', 'ok'];
   const server = flakyUploadServer({ port, decide: (n) => cycle[(n - 1) % cycle.length] ?? 'ok', retryAfterS: 1 });
-  const node = await startTestNode({ upload_url: server.url, upload_method: 'PUT', upload_retry_base_s: 0.5, upload_retry_max_s: 1, upload_timeout_s: 1 });
+  const node = await startTestNode({
+    upload_url: server.url,
+    upload_method: 'PUT',
+    upload_retry_base_s: 0.5,
+    upload_retry_max_s: 1,
+    upload_timeout_s: 1,
+  });
   try {
     // Down: nothing listens, every attempt is refused.
     for (let i = 0; i < IMAGES; i += 1) assert.equal((await api(node.httpUrl, '/capture?deliver=http', { method: 'POST' })).status, 200);
-    await waitFor('a refused attempt', async () => ((await api<HttpDelivery>(node.httpUrl, '/status')).body.delivery.http.last_error?.includes('ECONNREFUSED') ? true : null));
+    await waitFor('a refused attempt', async () =>
+      (await api<HttpDelivery>(node.httpUrl, '/status')).body.delivery.http.last_error?.includes('ECONNREFUSED') ? true : null,
+    );
     const downSince = Date.now();
     await sleep(2000);
     const downSeconds = (Date.now() - downSince) / 1000;
@@ -46,13 +56,19 @@ test('upload target down, then flapping (refused, 500, stall, 429 + Retry-After,
       await sleep(1500);
       await server.up();
     }
-    await waitFor('an empty upload queue', async () => ((await api<HttpDelivery>(node.httpUrl, '/status')).body.delivery.http.pending === 0 ? true : null), 90_000);
+    await waitFor(
+      'an empty upload queue',
+      async () => ((await api<HttpDelivery>(node.httpUrl, '/status')).body.delivery.http.pending === 0 ? true : null),
+      90_000,
+    );
     await sleep(1500); // anything sent again after a success would show up here
     const http = (await api<HttpDelivery>(node.httpUrl, '/status')).body.delivery.http;
 
     const hashes = await storedHashes(node.config.capture_dir);
     // Attempts the node made while nothing listened (each image keeps its own backoff): a figure.
-    const log = (await Promise.all((await entries(node.config.log_dir)).map((f) => readFile(join(node.config.log_dir, f), 'utf8')))).join('\n');
+    const log = (await Promise.all((await entries(node.config.log_dir)).map((f) => readFile(join(node.config.log_dir, f), 'utf8')))).join(
+      '\n',
+    );
     const refused = log.split('\n').filter((line) => line.includes('upload failed; will retry') && line.includes('ECONNREFUSED')).length;
     const acks = server.acknowledged();
     const listed = await listImages(node.httpUrl);
@@ -93,7 +109,9 @@ test('upload target down, then flapping (refused, 500, stall, 429 + Retry-After,
   }
 });
 
-test('kill -9 during an upload, 3 times in a row: the outbox survives and the image is delivered exactly once', { timeout: 90_000 }, async () => {
+test('kill -9 during an upload, 3 times in a row: the outbox survives and the image is delivered exactly once', {
+  timeout: 90_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'camera-node-upload-kill9-'));
   const captureDir = join(dir, 'images');
   let behaviour: Behaviour = 'stall-mid';
@@ -119,7 +137,11 @@ test('kill -9 during an upload, 3 times in a row: the outbox survives and the im
     const filename = captured.body.file_info.filename;
     const hash = await sha256Of(join(captureDir, filename));
     for (let kill = 1; kill <= kills; kill += 1) {
-      await waitFor(`upload attempt ${kill} under way`, () => ((server.records[kill - 1]?.bytes ?? 0) >= 1024 * 1024 ? true : null), 30_000);
+      await waitFor(
+        `upload attempt ${kill} under way`,
+        () => ((server.records[kill - 1]?.bytes ?? 0) >= 1024 * 1024 ? true : null),
+        30_000,
+      );
       daemon.child.kill('SIGKILL');
       await daemon.exited;
       daemon = null;
@@ -129,7 +151,9 @@ test('kill -9 during an upload, 3 times in a row: the outbox survives and the im
     }
     const node = daemon;
     await waitFor('the upload', () => (server.acknowledged().get(hash) ? true : null), 30_000);
-    await waitFor('the delivered mark', async () => ((await listImages(node.httpUrl)).find((i) => i.delivered.includes('http')) ? true : null));
+    await waitFor('the delivered mark', async () =>
+      (await listImages(node.httpUrl)).find((i) => i.delivered.includes('http')) ? true : null,
+    );
     await sleep(1000);
     const figures = {
       kills_mid_upload: kills,

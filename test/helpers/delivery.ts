@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -133,4 +134,47 @@ export async function answerSends(client: MqttClient, options: { nodeId: string;
       await client.unsubscribeAsync(topic).catch(() => undefined);
     },
   };
+}
+
+const CHUNKS_MODULE = new URL('../../src/delivery/chunks.js', import.meta.url).href;
+
+/**
+ * A node's publishing side in a process of its own, so that only its memory is measured (an
+ * in-process broker queues messages for a slow subscriber, which would be counted too). It publishes
+ * the file as `cameras/memory/images/<name>` and prints the largest growth of its live memory (heap
+ * + ArrayBuffers after a forced collection), sampled every 4 acknowledged chunks.
+ */
+const PUBLISHER = `
+import mqtt from 'mqtt';
+import { basename } from 'node:path';
+import { publishImage } from ${JSON.stringify(CHUNKS_MODULE)};
+const [url, path, protocolVersion] = process.argv.slice(1);
+const live = () => { gc(); const usage = process.memoryUsage(); return usage.heapUsed + usage.arrayBuffers; };
+const client = await mqtt.connectAsync(url, { protocolVersion: Number(protocolVersion), reconnectPeriod: 0 });
+const baseline = live();
+let peak = baseline;
+const started = process.hrtime.bigint();
+const manifest = await publishImage({
+  client, prefix: 'cameras', nodeId: 'memory',
+  image: { path, filename: basename(path), capturedAt: new Date(0).toISOString() },
+  chunkSizeBytes: 256 * 1024, window: 8,
+  onProgress: (sent) => { if (sent % 4 === 0) peak = Math.max(peak, live()); },
+});
+const ms = Number(process.hrtime.bigint() - started) / 1e6;
+await client.endAsync();
+process.stdout.write(JSON.stringify({ growth: peak - baseline, chunks: manifest.chunks, ms }));
+`;
+
+export async function runPublisherProcess(url: string, path: string, protocolVersion: 4 | 5): Promise<{ growth: number; chunks: number; ms: number }> {
+  const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', PUBLISHER, url, path, String(protocolVersion)], {
+    cwd: new URL('../../..', import.meta.url),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the publisher process failed (${code}): ${stderr}`);
+  return JSON.parse(stdout) as { growth: number; chunks: number; ms: number };
 }

@@ -1,4 +1,4 @@
-import { appendFile, readFile, rm } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -41,6 +41,23 @@ export async function readFigures(file: string = figuresFile()): Promise<Figures
 }
 
 export const forgetFigures = (file: string = figuresFile()): Promise<void> => rm(file, { force: true });
+
+/** Removes the figures of earlier runs whose runner is gone (a file run on its own leaves its figures). */
+export async function forgetStaleFigures(): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(tmpdir())) {
+    const runner = Number(/^camera-node-faults-(\d+)\.jsonl$/.exec(name)?.[1] ?? Number.NaN);
+    if (!Number.isInteger(runner) || runner === process.ppid) continue;
+    try {
+      process.kill(runner, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+      await rm(join(tmpdir(), name), { force: true });
+      removed += 1;
+    }
+  }
+  return removed;
+}
 
 /** A two-column table: the fault, then its figures as `key=value`, wrapped to a readable width. */
 export function figuresTable(rows: readonly FiguresRow[], width = 110): string {

@@ -23,7 +23,9 @@ export function defined<T>(value: T | null | undefined, what: string): T {
 }
 
 export async function sha256Of(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 /** Every entry under `root` (relative path → kind, size, mode, content hash or link target). */

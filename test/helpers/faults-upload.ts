@@ -41,7 +41,16 @@ export function flakyUploadServer(options: FlakyServerOptions) {
   const sockets = new Set<Socket>();
   const cutAfter = options.cutAfterBytes ?? 64 * 1024;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const record: UploadRecord = { n: records.length + 1, behaviour: options.decide(records.length + 1), bytes: 0, sha256: null, status: null, at: Date.now(), headers: req.headers, url: req.url ?? '' };
+    const record: UploadRecord = {
+      n: records.length + 1,
+      behaviour: options.decide(records.length + 1),
+      bytes: 0,
+      sha256: null,
+      status: null,
+      at: Date.now(),
+      headers: req.headers,
+      url: req.url ?? '',
+    };
     records.push(record);
     const hash = createHash('sha256');
     const answer = (status: number, headers: Record<string, string> = {}): void => {
