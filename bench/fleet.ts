@@ -126,11 +126,16 @@ async function fleetClient(url: string) {
 
 /** Spread of the trigger instants; with `at`, from late_ms (sub-ms) rather than the ISO strings. */
 function spread(replies: Reply[], at: number | null): number {
-  const instants = replies.map((reply) => (at !== null && typeof reply.late_ms === 'number' ? at + reply.late_ms : Date.parse(reply.triggered_at ?? '')));
+  const instants = replies.map((reply) =>
+    at !== null && typeof reply.late_ms === 'number' ? at + reply.late_ms : Date.parse(reply.triggered_at ?? ''),
+  );
   return Math.max(...instants) - Math.min(...instants);
 }
 
-async function measure(fleet: Awaited<ReturnType<typeof fleetClient>>, label: string): Promise<{ without: number; withAt: number; late: number }> {
+async function measure(
+  fleet: Awaited<ReturnType<typeof fleetClient>>,
+  label: string,
+): Promise<{ without: number; withAt: number; late: number }> {
   const without: number[] = [];
   const withAt: number[] = [];
   const late: number[] = [];
@@ -141,7 +146,14 @@ async function measure(fleet: Awaited<ReturnType<typeof fleetClient>>, label: st
     const at = Date.now() + AHEAD_MS;
     const replies = await fleet.broadcast(`${label}-at-${round}`, { at }, NODES);
     withAt.push(spread(replies, at));
-    if (values['show-late']) process.stdout.write(`${label} round ${round} late_ms: ${replies.map((reply) => reply.late_ms ?? Number.NaN).sort((a, b) => a - b).map((ms) => ms.toFixed(2)).join(' ')}\n`);
+    if (values['show-late'])
+      process.stdout.write(
+        `${label} round ${round} late_ms: ${replies
+          .map((reply) => reply.late_ms ?? Number.NaN)
+          .sort((a, b) => a - b)
+          .map((ms) => ms.toFixed(2))
+          .join(' ')}\n`,
+      );
     late.push(Math.max(...replies.map((reply) => reply.late_ms ?? Number.NaN)));
   }
   return { without: summarize(without).median, withAt: summarize(withAt).median, late: summarize(late).median };
@@ -208,8 +220,7 @@ async function daemons(url: string, dir: string): Promise<{ without: number; wit
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       // Drain the output so a chatty daemon never blocks on a full pipe.
-      createInterface({ input: child.stdout! }).on('line', () => undefined);
-      createInterface({ input: child.stderr! }).on('line', () => undefined);
+      for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', () => undefined);
       children.push({ child, exited: new Promise((resolve) => child.once('exit', () => resolve())) });
     }
     await fleet.waitOnline(NODES);

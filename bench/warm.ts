@@ -84,14 +84,22 @@ try {
   }
   const c = summarize(cold);
   const w = summarize(warm);
-  printTable(`POST /capture until stored, sensor ${values.sensor}, ${runs} runs each (ms)`, ['camera', 'median', 'p95', 'min', 'max'], [
-    ['cold (one app run per capture)', c.median, c.p95, c.min, c.max],
-    ['warm (signal mode, SIGUSR1)', w.median, w.p95, w.min, w.max],
-  ]);
-  printTable('ratios (one run)', ['figure', 'ratio'], [
-    ['warm ÷ cold, median capture latency', w.median / c.median],
-    ['warm node start ÷ cold capture (start cost paid once)', warmStartMs / c.median],
-  ]);
+  printTable(
+    `POST /capture until stored, sensor ${values.sensor}, ${runs} runs each (ms)`,
+    ['camera', 'median', 'p95', 'min', 'max'],
+    [
+      ['cold (one app run per capture)', c.median, c.p95, c.min, c.max],
+      ['warm (signal mode, SIGUSR1)', w.median, w.p95, w.min, w.max],
+    ],
+  );
+  printTable(
+    'ratios (one run)',
+    ['figure', 'ratio'],
+    [
+      ['warm ÷ cold, median capture latency', w.median / c.median],
+      ['warm node start ÷ cold capture (start cost paid once)', warmStartMs / c.median],
+    ],
+  );
 } finally {
   for (const node of nodes.reverse()) await node.stop();
   await rm(dir, { recursive: true, force: true });

@@ -37,14 +37,19 @@ describe('bursts (count, interval_ms)', () => {
     assert.equal(body.file_info.filename, names[0]);
     for (const name of names) assert.ok((await stat(join(node.config.capture_dir, name))).size > 0);
     const list = (await (await fetch(`${node.httpUrl}/images`)).json()) as { images: Array<{ filename: string }> };
-    for (const name of names) assert.ok(list.images.some((image) => image.filename === name), `${name} is listed`);
+    for (const name of names)
+      assert.ok(
+        list.images.some((image) => image.filename === name),
+        `${name} is listed`,
+      );
     // Frames after the first are scheduled from the first frame's trigger, interval_ms apart.
     const [first, second, third] = body.frames ?? [];
     assert.equal(first?.scheduled_at, undefined);
     const t0 = Date.parse(first?.triggered_at ?? '');
     assert.ok(Math.abs(Date.parse(second?.scheduled_at ?? '') - (t0 + 250)) <= 1);
     assert.ok(Math.abs(Date.parse(third?.scheduled_at ?? '') - (t0 + 500)) <= 1);
-    for (const frame of [second, third]) assert.ok(Date.parse(frame?.triggered_at ?? '') >= Date.parse(frame?.scheduled_at ?? '') - node.config.schedule_tolerance_ms);
+    for (const frame of [second, third])
+      assert.ok(Date.parse(frame?.triggered_at ?? '') >= Date.parse(frame?.scheduled_at ?? '') - node.config.schedule_tolerance_ms);
   });
 
   test('a burst with at starts at that instant', async () => {
@@ -52,7 +57,10 @@ describe('bursts (count, interval_ms)', () => {
     const response = await fetch(`${node.httpUrl}/capture?count=2&interval_ms=100&at=${at}`, { method: 'POST' });
     const body = (await response.json()) as BurstReply;
     assert.equal(response.status, 200, JSON.stringify(body));
-    assert.deepEqual(body.frames?.map((frame) => frame.scheduled_at), [new Date(at).toISOString(), new Date(at + 100).toISOString()]);
+    assert.deepEqual(
+      body.frames?.map((frame) => frame.scheduled_at),
+      [new Date(at).toISOString(), new Date(at + 100).toISOString()],
+    );
     assert.ok(body.frames?.every((frame) => typeof frame.late_ms === 'number'));
   });
 

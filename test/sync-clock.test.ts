@@ -10,7 +10,8 @@ import { createClockMonitor, parseChronyTracking, parseTimedatectl } from '../sr
 import { startTestNode } from './helpers/node.js';
 
 const silent = pino({ level: 'silent' });
-const TRACKING = 'C0A80101,192.168.1.1,3,1772366400.123456789,-0.000012345,0.000003,0.000010,-12.345,0.001,0.020,0.012345,0.001234,64.2,Normal';
+const TRACKING =
+  'C0A80101,192.168.1.1,3,1772366400.123456789,-0.000012345,0.000003,0.000010,-12.345,0.001,0.020,0.012345,0.001234,64.2,Normal';
 
 describe('reading the clock state', () => {
   test('chrony tracking: synchronised, its server, and the offset with the sign turned into "ahead"', () => {
@@ -68,7 +69,10 @@ describe('the clock monitor runs the tools it finds', () => {
     await monitor.start();
     const health = monitor.snapshot();
     await monitor.stop();
-    assert.deepEqual({ ...health, checked_at: null }, { synchronized: false, source: 'timedatectl', server: null, offset_ms: null, checked_at: null });
+    assert.deepEqual(
+      { ...health, checked_at: null },
+      { synchronized: false, source: 'timedatectl', server: null, offset_ms: null, checked_at: null },
+    );
   });
 
   test('nulls when nothing on the machine can tell', async () => {

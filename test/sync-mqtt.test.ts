@@ -5,7 +5,8 @@ import { createSchemaRegistry } from '../src/schemas.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 
 const validReply = createSchemaRegistry().validator('response.schema.json');
-const assertValid = (reply: unknown): void => assert.ok(validReply(reply), `reply does not match response.schema.json: ${JSON.stringify(validReply.errors)}`);
+const assertValid = (reply: unknown): void =>
+  assert.ok(validReply(reply), `reply does not match response.schema.json: ${JSON.stringify(validReply.errors)}`);
 
 interface Reply {
   id: string | null;
@@ -42,6 +43,11 @@ describe('capture commands with at over MQTT (a broadcast fires the fleet togeth
   let client: MqttClient;
   let replies: ReturnType<typeof replyCollector>;
   const prefix = 'cameras';
+  const nodeAt = (index: number): TestNode => {
+    const node = nodes[index];
+    assert.ok(node, `node ${index} started`);
+    return node;
+  };
 
   before(async () => {
     // The first node's embedded broker carries the second node too.
@@ -66,15 +72,19 @@ describe('capture commands with at over MQTT (a broadcast fires the fleet togeth
       assertValid(reply);
       assert.equal(reply.status, 'success', JSON.stringify(reply));
       assert.equal(reply.scheduled_at, new Date(at).toISOString());
-      assert.ok(Date.parse(reply.triggered_at ?? '') >= at - nodes[0]!.config.schedule_tolerance_ms);
+      assert.ok(Date.parse(reply.triggered_at ?? '') >= at - nodeAt(0).config.schedule_tolerance_ms);
       assert.equal(typeof reply.late_ms, 'number');
     }
   });
 
   test('at in the past is an error reply carrying the request id; nothing is captured', async () => {
-    const node = nodes[0]!;
+    const node = nodeAt(0);
     const before = node.node.commands.list().count;
-    await client.publishAsync(`${prefix}/${node.config.node_id}/cmd`, JSON.stringify({ id: 'sync-past', action: 'capture', at: Date.now() - 10_000 }), { qos: 1 });
+    await client.publishAsync(
+      `${prefix}/${node.config.node_id}/cmd`,
+      JSON.stringify({ id: 'sync-past', action: 'capture', at: Date.now() - 10_000 }),
+      { qos: 1 },
+    );
     const [reply] = await replies.wait('sync-past');
     assertValid(reply);
     assert.equal(reply?.status, 'error');
@@ -84,8 +94,12 @@ describe('capture commands with at over MQTT (a broadcast fires the fleet togeth
   });
 
   test('a burst over MQTT answers once with every file', async () => {
-    const node = nodes[1]!;
-    await client.publishAsync(`${prefix}/${node.config.node_id}/cmd`, JSON.stringify({ id: 'burst-1', action: 'capture', count: 3, interval_ms: 50 }), { qos: 1 });
+    const node = nodeAt(1);
+    await client.publishAsync(
+      `${prefix}/${node.config.node_id}/cmd`,
+      JSON.stringify({ id: 'burst-1', action: 'capture', count: 3, interval_ms: 50 }),
+      { qos: 1 },
+    );
     const [reply] = await replies.wait('burst-1');
     assertValid(reply);
     assert.equal(reply?.status, 'success', JSON.stringify(reply));
@@ -93,8 +107,10 @@ describe('capture commands with at over MQTT (a broadcast fires the fleet togeth
   });
 
   test('a wrongly typed at is refused by the command schema', async () => {
-    const node = nodes[0]!;
-    await client.publishAsync(`${prefix}/${node.config.node_id}/cmd`, JSON.stringify({ id: 'sync-bad', action: 'capture', at: true }), { qos: 1 });
+    const node = nodeAt(0);
+    await client.publishAsync(`${prefix}/${node.config.node_id}/cmd`, JSON.stringify({ id: 'sync-bad', action: 'capture', at: true }), {
+      qos: 1,
+    });
     const [reply] = await replies.wait('sync-bad');
     assert.equal(reply?.error?.code, 'bad_request');
   });

@@ -9,12 +9,14 @@ import { preciseNow, waitUntil } from '../src/schedule/clock.js';
 const NOW = Date.parse('2026-03-01T12:00:00.000Z');
 const LIMITS = { maxAheadMs: 3_600_000, toleranceMs: 50 };
 
-const badRequest = (pattern: RegExp) => (err: unknown): boolean => {
-  assert.ok(err instanceof NodeError, String(err));
-  assert.equal(err.code, 'bad_request');
-  assert.match(err.message, pattern);
-  return true;
-};
+const badRequest =
+  (pattern: RegExp) =>
+  (err: unknown): boolean => {
+    assert.ok(err instanceof NodeError, String(err));
+    assert.equal(err.code, 'bad_request');
+    assert.match(err.message, pattern);
+    return true;
+  };
 
 describe('parseAt (what a client types)', () => {
   test('relative times count from now', () => {
@@ -108,7 +110,10 @@ describe('waiting for an instant', () => {
     const scheduler = createCaptureScheduler({ ...LIMITS, maxPending: 2 });
     const a = scheduler.enter();
     scheduler.enter();
-    assert.throws(() => scheduler.enter(), (err: unknown) => err instanceof NodeError && err.code === 'busy');
+    assert.throws(
+      () => scheduler.enter(),
+      (err: unknown) => err instanceof NodeError && err.code === 'busy',
+    );
     assert.equal(scheduler.pending(), 2);
     a.release();
     a.release();
@@ -121,7 +126,10 @@ describe('waiting for an instant', () => {
     const waits = [scheduler.enter().waitForTurn(Date.now() + 60_000), scheduler.enter().waitForTurn(Date.now() + 30_000)];
     scheduler.close('stopping');
     for (const wait of waits) await assert.rejects(wait, (err: unknown) => err instanceof NodeError && err.code === 'shutting_down');
-    assert.throws(() => scheduler.enter(), (err: unknown) => err instanceof NodeError && err.code === 'shutting_down');
+    assert.throws(
+      () => scheduler.enter(),
+      (err: unknown) => err instanceof NodeError && err.code === 'shutting_down',
+    );
   });
 
   test('a scheduled job goes ahead of plain waiting jobs and past a full queue', async () => {
@@ -130,7 +138,10 @@ describe('waiting for an instant', () => {
     let release: () => void = () => undefined;
     const first = queue.run(() => new Promise<void>((resolve) => (release = resolve)).then(() => void order.push('running')));
     const plain = queue.run(async () => void order.push('plain'));
-    await assert.rejects(queue.run(async () => undefined), (err: unknown) => err instanceof NodeError && err.code === 'busy');
+    await assert.rejects(
+      queue.run(async () => undefined),
+      (err: unknown) => err instanceof NodeError && err.code === 'busy',
+    );
     const scheduled = queue.run(async () => void order.push('scheduled'), { front: true });
     const scheduled2 = queue.run(async () => void order.push('scheduled 2'), { front: true });
     release();

@@ -43,6 +43,10 @@ describe('timelapse ticks', () => {
   });
 
   test('a bad time of day is refused when the timelapse is made', () => {
-    assert.throws(() => createTimelapse({ intervalS: 60, start: '25:00', capture: async () => undefined, logger: pino({ level: 'silent' }), leadMs: 300 }), /HH:MM/);
+    assert.throws(
+      () =>
+        createTimelapse({ intervalS: 60, start: '25:00', capture: async () => undefined, logger: pino({ level: 'silent' }), leadMs: 300 }),
+      /HH:MM/,
+    );
   });
 });

@@ -19,7 +19,10 @@ function ifdBytes(entries: Array<[tag: number, type: 3 | 4, values: number[]]>, 
     head.writeUInt32LE(values.length, p + 4);
     const size = type === 3 ? 2 : 4;
     const data = Buffer.alloc(values.length * size);
-    values.forEach((v, k) => (size === 2 ? data.writeUInt16LE(v, k * 2) : data.writeUInt32LE(v, k * 4)));
+    for (const [k, v] of values.entries()) {
+      if (size === 2) data.writeUInt16LE(v, k * 2);
+      else data.writeUInt32LE(v, k * 4);
+    }
     if (data.length <= 4) data.copy(head, p + 8);
     else {
       head.writeUInt32LE(dataAt, p + 8);
@@ -51,7 +54,13 @@ async function writeLikeLibtiff(path: string, step: (stage: string) => Promise<v
     const thumb = await append(Buffer.alloc(4 * 3 * 3, 7));
     await step('thumbnail strip');
     const ifd0Entries = (sub: number, exif: number): Array<[number, 3 | 4, number[]]> => [
-      [254, 4, [1]], [256, 4, [4]], [257, 4, [3]], [273, 4, [thumb]], [279, 4, [36]], [330, 4, [sub]], [34665, 4, [exif]],
+      [254, 4, [1]],
+      [256, 4, [4]],
+      [257, 4, [3]],
+      [273, 4, [thumb]],
+      [279, 4, [36]],
+      [330, 4, [sub]],
+      [34665, 4, [exif]],
     ];
     const ifd0At = end;
     await append(ifdBytes(ifd0Entries(0, 0), ifd0At));
@@ -65,7 +74,18 @@ async function writeLikeLibtiff(path: string, step: (stage: string) => Promise<v
       if (r === rows / 2) await step('half the raw strips');
     }
     const rawAt = end;
-    await append(ifdBytes([[254, 4, [0]], [256, 4, [32]], [257, 4, [rows]], [273, 4, strips], [279, 4, strips.map(() => rowBytes)]], rawAt));
+    await append(
+      ifdBytes(
+        [
+          [254, 4, [0]],
+          [256, 4, [32]],
+          [257, 4, [rows]],
+          [273, 4, strips],
+          [279, 4, strips.map(() => rowBytes)],
+        ],
+        rawAt,
+      ),
+    );
     await step('raw IFD');
     const exifAt = end;
     await append(ifdBytes([[34855, 3, [100]]], exifAt));
@@ -114,7 +134,15 @@ describe('DNG completeness from the TIFF structure', () => {
   test('strips that run past the end of the file make it incomplete even with every IFD in place', async () => {
     const path = join(dir, 'short-strip.dng');
     // IFD0 first, pointing at a strip that has not been written yet.
-    const ifd = ifdBytes([[256, 4, [4]], [257, 4, [3]], [273, 4, [4096]], [279, 4, [36]]], 8);
+    const ifd = ifdBytes(
+      [
+        [256, 4, [4]],
+        [257, 4, [3]],
+        [273, 4, [4096]],
+        [279, 4, [36]],
+      ],
+      8,
+    );
     await writeFile(path, Buffer.concat([Buffer.from([0x49, 0x49, 42, 0, 8, 0, 0, 0]), ifd]));
     const check = await checkDng(path);
     assert.equal(check.complete, false);

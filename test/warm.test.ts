@@ -61,7 +61,10 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function startCamera(name: string, extra: Partial<WarmCameraOptions> = {}): Promise<{ camera: Camera; warmDir: string; outDir: string; records: Array<Record<string, unknown>> }> {
+  async function startCamera(
+    name: string,
+    extra: Partial<WarmCameraOptions> = {},
+  ): Promise<{ camera: Camera; warmDir: string; outDir: string; records: Array<Record<string, unknown>> }> {
     const { logger, records } = memoryLogger();
     const warmDir = join(dir, name, '.warm');
     const outDir = join(dir, name, 'out');
@@ -130,10 +133,16 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
 
   test('a capture that never completes times out, and the app is replaced', async () => {
     const control = join(dir, 'hang.control');
-    const { camera, warmDir, outDir } = await startCamera('hang', { captureTimeoutMs: 1500, env: { ...FAST_CAMERA, CAMERA_SIM_CONTROL: control } });
+    const { camera, warmDir, outDir } = await startCamera('hang', {
+      captureTimeoutMs: 1500,
+      env: { ...FAST_CAMERA, CAMERA_SIM_CONTROL: control },
+    });
     const [first] = await processesMentioning(warmDir);
     await writeFile(control, 'hang');
-    await assert.rejects(camera.capture({ outputBase: join(outDir, 'hung'), settings: {} }), (err: unknown) => err instanceof NodeError && err.code === 'camera_timeout');
+    await assert.rejects(
+      camera.capture({ outputBase: join(outDir, 'hung'), settings: {} }),
+      (err: unknown) => err instanceof NodeError && err.code === 'camera_timeout',
+    );
     await writeFile(control, 'none');
     const output = await camera.capture({ outputBase: join(outDir, 'after'), settings: {} });
     assert.equal((await checkDng(output.dngPath)).complete, true);
@@ -160,7 +169,10 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
     assert.equal(now.length, 1);
     assert.notEqual(now[0], first);
     assert.equal(camera.info().mode, 'warm');
-    assert.ok(records.some((r) => r['msg'] === 'warm camera app exited'), 'the exit was logged');
+    assert.ok(
+      records.some((r) => r['msg'] === 'warm camera app exited'),
+      'the exit was logged',
+    );
   });
 
   test('a capture with other settings restarts the app with them', async () => {
@@ -189,12 +201,20 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
       ].join('\n'),
     );
     await chmod(script, 0o755);
-    const { camera, warmDir, outDir, records } = await startCamera('fallback', { backend: 'rpicam', command: script, maxRestarts: 1, retryWarmAfterMs: 0 });
+    const { camera, warmDir, outDir, records } = await startCamera('fallback', {
+      backend: 'rpicam',
+      command: script,
+      maxRestarts: 1,
+      retryWarmAfterMs: 0,
+    });
     const output = await camera.capture({ outputBase: join(outDir, 'cold'), settings: {} });
     assert.equal((await checkDng(output.dngPath)).complete, true, 'the capture was taken cold');
     assert.equal(camera.info().mode, 'cold');
     assert.match(camera.info().last_error ?? '', /cold captures.*Device or resource busy/);
-    assert.ok(records.some((r) => r['level'] === 50 && String(r['msg']).includes('falling back to cold')), 'the fallback was logged as an error');
+    assert.ok(
+      records.some((r) => r['level'] === 50 && String(r['msg']).includes('falling back to cold')),
+      'the fallback was logged as an error',
+    );
     assert.deepEqual(await processesMentioning(warmDir), []);
     // And it keeps working cold.
     const again = await camera.capture({ outputBase: join(outDir, 'cold2'), settings: {} });
@@ -214,13 +234,26 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
     // What a daemon killed with SIGKILL leaves behind: its app, still running, and the pid file.
     const warmDir = join(dir, 'stale', '.warm');
     await mkdir(warmDir, { recursive: true });
-    const orphan = spawn(process.execPath, [SIMULATOR, ...warmAppArgs(warmDir, 1, {}, 0)], { env: { ...process.env, ...FAST_CAMERA }, stdio: 'ignore' });
+    const orphan = spawn(process.execPath, [SIMULATOR, ...warmAppArgs(warmDir, 1, {}, 0)], {
+      env: { ...process.env, ...FAST_CAMERA },
+      stdio: 'ignore',
+    });
     const gone = new Promise((resolve) => orphan.once('exit', resolve));
     try {
       await writeFile(join(warmDir, 'app.pid'), `${orphan.pid}\n`);
       await waitFor('the orphan to run', async () => (await processesMentioning(warmDir)).includes(orphan.pid ?? -1));
       const { logger, records } = memoryLogger();
-      const next = createWarmCamera({ backend: 'simulated', captureTimeoutMs: 15_000, immediate: true, cameraIndex: 0, probeIntervalMs: 0, killGraceMs: 500, env: { ...FAST_CAMERA }, logger, warmDir });
+      const next = createWarmCamera({
+        backend: 'simulated',
+        captureTimeoutMs: 15_000,
+        immediate: true,
+        cameraIndex: 0,
+        probeIntervalMs: 0,
+        killGraceMs: 500,
+        env: { ...FAST_CAMERA },
+        logger,
+        warmDir,
+      });
       cameras.push(next);
       await next.start();
       await gone;

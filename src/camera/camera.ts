@@ -169,7 +169,11 @@ export function createCamera(options: CameraOptions): Camera {
     if (request.at !== undefined) {
       // A scheduled capture: the app is started at that instant (its own start cost comes after).
       await waitUntil(request.at, signal).catch(() => {
-        throw lifetime.signal.aborted ? new NodeError('shutting_down', 'capture aborted: the camera is stopping') : signal.reason instanceof NodeError ? signal.reason : new NodeError('camera_failed', 'capture aborted');
+        throw lifetime.signal.aborted
+          ? new NodeError('shutting_down', 'capture aborted: the camera is stopping')
+          : signal.reason instanceof NodeError
+            ? signal.reason
+            : new NodeError('camera_failed', 'capture aborted');
       });
     }
     const triggeredAt = preciseNow();

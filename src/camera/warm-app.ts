@@ -94,13 +94,18 @@ export function warmAppArgs(dir: string, generation: number, settings: CaptureSe
   const { metadataPath } = framePaths(dir, generation, 0);
   return [
     '-n',
-    '-t', '0',
+    '-t',
+    '0',
     '--signal',
     '-r',
-    '-o', `${outputFormat(join(dir, framePrefix(generation)))}%06d.jpg`,
-    '--thumb', THUMBNAIL,
-    '--metadata', metadataPath,
-    '--camera', String(cameraIndex),
+    '-o',
+    `${outputFormat(join(dir, framePrefix(generation)))}%06d.jpg`,
+    '--thumb',
+    THUMBNAIL,
+    '--metadata',
+    metadataPath,
+    '--camera',
+    String(cameraIndex),
     ...settingArgs(settings),
   ];
 }
@@ -156,7 +161,11 @@ export function startWarmApp(options: WarmAppOptions): WarmApp {
   let gone = false;
   const exited: Promise<WarmExit> = child.then(
     (result) => ({ exitCode: result.exitCode, signal: result.signal, stderr: stderr() }),
-    (err: unknown) => ({ exitCode: undefined, signal: undefined, stderr: `${stderr()}\n${err instanceof Error ? err.message : String(err)}`.trim() }),
+    (err: unknown) => ({
+      exitCode: undefined,
+      signal: undefined,
+      stderr: `${stderr()}\n${err instanceof Error ? err.message : String(err)}`.trim(),
+    }),
   );
   void exited.then(() => {
     gone = true;

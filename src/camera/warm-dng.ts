@@ -95,7 +95,8 @@ async function checkImageData(reader: Reader, ifd: Map<number, Entry>, what: str
   if (offsets.length !== counts.length) throw new Incomplete(`${what}: ${offsets.length} strips but ${counts.length} byte counts`);
   offsets.forEach((offset, i) => {
     const length = counts[i] ?? 0;
-    if (offset === 0 || length === 0 || offset + length > reader.size) throw new Incomplete(`${what}: strip ${i} beyond the end of the file`);
+    if (offset === 0 || length === 0 || offset + length > reader.size)
+      throw new Incomplete(`${what}: strip ${i} beyond the end of the file`);
   });
 }
 

@@ -218,7 +218,11 @@ async function move(from: string, to: string): Promise<void> {
 }
 
 /** Moves a finished frame to the caller's paths; the JPEG only if the app wrote one. */
-export async function moveFrame(frame: CapturePaths, to: CapturePaths, metadata: Record<string, unknown> | null): Promise<{ jpeg: boolean }> {
+export async function moveFrame(
+  frame: CapturePaths,
+  to: CapturePaths,
+  metadata: Record<string, unknown> | null,
+): Promise<{ jpeg: boolean }> {
   await move(frame.dngPath, to.dngPath);
   let jpeg = true;
   try {

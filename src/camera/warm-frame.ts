@@ -3,10 +3,19 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { NodeError } from '../errors.js';
 import { preciseNow, waitUntil } from '../schedule/clock.js';
-import { capturePaths } from './args.js';
+import { capturePaths, type CapturePaths } from './args.js';
 import type { CaptureOutput, CaptureRequest } from './types.js';
 import type { WarmApp } from './warm-app.js';
-import { awaitFrame, collectMetadata, confirmDng, METADATA_GRACE_MS, moveFrame, sweepFrames, watchDir } from './warm-files.js';
+import {
+  awaitFrame,
+  collectMetadata,
+  confirmDng,
+  METADATA_GRACE_MS,
+  moveFrame,
+  sweepFrames,
+  watchDir,
+  type FrameOutcome,
+} from './warm-files.js';
 
 /**
  * How long after the trigger the warm dir is first looked at. No frame can be ready within a
@@ -18,7 +27,11 @@ const FIRST_LOOK_MS = 5;
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
 
 /** `exited.wrote`: whether the app wrote any of the frame before it died (if not, the trigger never took). */
-export type FrameResult = { kind: 'done'; output: CaptureOutput } | { kind: 'exited'; wrote: boolean } | { kind: 'timeout' } | { kind: 'aborted' };
+export type FrameResult =
+  | { kind: 'done'; output: CaptureOutput }
+  | { kind: 'exited'; wrote: boolean }
+  | { kind: 'timeout' }
+  | { kind: 'aborted' };
 
 const exists = (path: string): Promise<boolean> =>
   access(path).then(
@@ -47,8 +60,8 @@ export async function takeFrame(options: TakeFrameOptions): Promise<FrameResult>
   await sweepFrames(dir);
   const watch = watchDir(dir);
   let triggeredAt: number;
-  let frame;
-  let outcome;
+  let frame: CapturePaths;
+  let outcome: FrameOutcome;
   try {
     if (request.at !== undefined) {
       try {
@@ -82,7 +95,10 @@ export async function takeFrame(options: TakeFrameOptions): Promise<FrameResult>
     app.writesMetadata = metadata !== null;
     const { jpeg } = await moveFrame(frame, out, metadata);
     const completedAt = preciseNow();
-    options.logger.info({ duration_ms: Math.round(completedAt - triggeredAt), dng_bytes: outcome.dngBytes, jpeg, metadata: metadata !== null }, 'capture done');
+    options.logger.info(
+      { duration_ms: Math.round(completedAt - triggeredAt), dng_bytes: outcome.dngBytes, jpeg, metadata: metadata !== null },
+      'capture done',
+    );
     return { kind: 'done', output: { dngPath: out.dngPath, jpegPath: jpeg ? out.jpegPath : null, metadata, triggeredAt, completedAt } };
   } catch (err) {
     await sweepFrames(dir);

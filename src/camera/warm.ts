@@ -111,7 +111,16 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     if (!invocation) throw new NodeError('camera_unavailable', 'camera app unavailable');
     generation += 1;
     appSettings = settings;
-    const next = startWarmApp({ invocation, dir, generation, settings, cameraIndex: options.cameraIndex, env: options.env, killGraceMs, logger });
+    const next = startWarmApp({
+      invocation,
+      dir,
+      generation,
+      settings,
+      cameraIndex: options.cameraIndex,
+      env: options.env,
+      killGraceMs,
+      logger,
+    });
     app = next;
     writePidFile(dir, next.pid).catch((err: unknown) => logger.warn({ err }, 'cannot write the warm camera pid file'));
     void next.exited.then((exit) => handleExit(next, exit));
@@ -122,7 +131,10 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   async function becomeReady(which: WarmApp, signal: AbortSignal): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new NodeError('camera_timeout', `the warm camera app was not ready within ${options.captureTimeoutMs} ms`)), options.captureTimeoutMs);
+      timer = setTimeout(
+        () => reject(new NodeError('camera_timeout', `the warm camera app was not ready within ${options.captureTimeoutMs} ms`)),
+        options.captureTimeoutMs,
+      );
     });
     const aborted = new Promise<never>((_, reject) => {
       if (signal.aborted) reject(signal.reason);
@@ -272,7 +284,9 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       if (active === 'cold') return coldCapture(request);
       if (err instanceof NodeError && err.code === 'camera_timeout') throw err;
       const failed = app ?? null;
-      throw failed ? appFailure(failed, 'the warm camera app failed to start') : new NodeError('camera_failed', `the warm camera app failed to start: ${err instanceof Error ? err.message : String(err)}`);
+      throw failed
+        ? appFailure(failed, 'the warm camera app failed to start')
+        : new NodeError('camera_failed', `the warm camera app failed to start: ${err instanceof Error ? err.message : String(err)}`);
     }
     const result = await takeFrame({ app: current, dir, request, signal, timeoutMs: options.captureTimeoutMs, logger });
     switch (result.kind) {

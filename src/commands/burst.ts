@@ -45,7 +45,11 @@ export async function runCapturePlan(plan: CapturePlan, deps: RunPlanDeps): Prom
   }
 }
 
-async function runBurst(plan: CapturePlan, deps: RunPlanDeps, waitForTurn: (at: number, signal?: AbortSignal) => Promise<void>): Promise<CaptureResult> {
+async function runBurst(
+  plan: CapturePlan,
+  deps: RunPlanDeps,
+  waitForTurn: (at: number, signal?: AbortSignal) => Promise<void>,
+): Promise<CaptureResult> {
   const started = Date.now();
   const done: Array<{ index: number; frame: FrameDone }> = [];
   const frames: BurstFrame[] = [];
@@ -54,7 +58,11 @@ async function runBurst(plan: CapturePlan, deps: RunPlanDeps, waitForTurn: (at: 
   for (let index = 0; index < plan.count; index++) {
     const at = base === null ? undefined : base + index * plan.intervalMs;
     if (stopped) {
-      frames.push({ index, ...(at === undefined ? {} : { scheduled_at: new Date(at).toISOString() }), error: { code: stopped.code, message: stopped.message } });
+      frames.push({
+        index,
+        ...(at === undefined ? {} : { scheduled_at: new Date(at).toISOString() }),
+        error: { code: stopped.code, message: stopped.message },
+      });
       continue;
     }
     try {
@@ -79,7 +87,11 @@ async function runBurst(plan: CapturePlan, deps: RunPlanDeps, waitForTurn: (at: 
       const error = toNodeError(err);
       // A refused first frame refuses the whole burst; nothing was taken.
       if (index === 0 && error.code === 'busy') throw error;
-      frames.push({ index, ...(at === undefined ? {} : { scheduled_at: new Date(at).toISOString() }), error: { code: error.code, message: error.message } });
+      frames.push({
+        index,
+        ...(at === undefined ? {} : { scheduled_at: new Date(at).toISOString() }),
+        error: { code: error.code, message: error.message },
+      });
       if (error.code === 'shutting_down') stopped = error;
       // Without a first frame there is no instant to space the others from: take them from now.
       if (base === null) base = Date.now() - index * plan.intervalMs;

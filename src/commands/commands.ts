@@ -74,7 +74,9 @@ export function createCommands(options: CommandsOptions): Commands {
         duration_ms,
         evicted: evicted.map((e) => e.filename),
         triggered_at: new Date(output.triggeredAt).toISOString(),
-        ...(at === undefined ? {} : { scheduled_at: new Date(at).toISOString(), late_ms: Math.round((output.triggeredAt - at) * 100) / 100 }),
+        ...(at === undefined
+          ? {}
+          : { scheduled_at: new Date(at).toISOString(), late_ms: Math.round((output.triggeredAt - at) * 100) / 100 }),
       };
       return { result, triggeredAt: output.triggeredAt };
     } catch (err) {

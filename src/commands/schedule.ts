@@ -50,7 +50,10 @@ function badAt(message: string): NodeError {
 
 function fromIso(text: string): number {
   // Date.parse wants `+hh:mm`; ISO 8601 also allows `+hhmm` and `+hh`.
-  const normalized = text.replace(' ', 'T').replace(/([+-]\d{2})(\d{2})$/, '$1:$2').replace(/([+-]\d{2})$/, '$1:00');
+  const normalized = text
+    .replace(' ', 'T')
+    .replace(/([+-]\d{2})(\d{2})$/, '$1:$2')
+    .replace(/([+-]\d{2})$/, '$1:00');
   const ms = Date.parse(normalized);
   if (Number.isNaN(ms)) throw badAt(`not a valid date and time: ${JSON.stringify(text)}`);
   return ms;
@@ -73,8 +76,10 @@ export function parseAbsoluteAt(value: unknown): number {
   if (typeof value !== 'string') throw badAt('expected epoch milliseconds or an ISO 8601 date-time');
   const text = value.trim();
   if (/^\d+(?:\.\d+)?$/.test(text)) return fromEpoch(Number(text));
-  if (RELATIVE.test(text)) throw badAt('must be an absolute time (epoch ms or ISO 8601 with a zone); relative times are resolved by the sender');
-  if (!ISO_WITH_ZONE.test(text)) throw badAt(`expected epoch milliseconds or an ISO 8601 date-time with a zone (Z or ±hh:mm), got ${JSON.stringify(text.slice(0, 64))}`);
+  if (RELATIVE.test(text))
+    throw badAt('must be an absolute time (epoch ms or ISO 8601 with a zone); relative times are resolved by the sender');
+  if (!ISO_WITH_ZONE.test(text))
+    throw badAt(`expected epoch milliseconds or an ISO 8601 date-time with a zone (Z or ±hh:mm), got ${JSON.stringify(text.slice(0, 64))}`);
   return fromIso(text);
 }
 
@@ -106,20 +111,31 @@ export function planCapture(params: CaptureParams, limits: ScheduleLimits, now: 
   const count = rawCount === undefined ? 1 : integerIn('count', rawCount, 1, MAX_BURST_COUNT);
   const intervalMs = rawInterval === undefined ? 0 : integerIn('interval_ms', rawInterval, 0, MAX_INTERVAL_MS);
   if ((count - 1) * intervalMs > limits.maxAheadMs) {
-    throw new NodeError('bad_request', `the burst would last ${((count - 1) * intervalMs) / 1000} s, more than the ${limits.maxAheadMs / 1000} s allowed`);
+    throw new NodeError(
+      'bad_request',
+      `the burst would last ${((count - 1) * intervalMs) / 1000} s, more than the ${limits.maxAheadMs / 1000} s allowed`,
+    );
   }
   let at: number | null = null;
   if (rawAt !== undefined) {
     at = parseAbsoluteAt(rawAt);
     if (at < now - limits.toleranceMs) {
-      throw new NodeError('bad_request', `at is ${Math.round(now - at)} ms in the past (tolerance ${limits.toleranceMs} ms); check the sender's and this node's clocks`, {
-        details: { at: new Date(at).toISOString(), now: new Date(now).toISOString() },
-      });
+      throw new NodeError(
+        'bad_request',
+        `at is ${Math.round(now - at)} ms in the past (tolerance ${limits.toleranceMs} ms); check the sender's and this node's clocks`,
+        {
+          details: { at: new Date(at).toISOString(), now: new Date(now).toISOString() },
+        },
+      );
     }
     if (at > now + limits.maxAheadMs) {
-      throw new NodeError('bad_request', `at is ${Math.round((at - now) / 1000)} s ahead, more than the ${limits.maxAheadMs / 1000} s allowed`, {
-        details: { at: new Date(at).toISOString(), now: new Date(now).toISOString() },
-      });
+      throw new NodeError(
+        'bad_request',
+        `at is ${Math.round((at - now) / 1000)} s ahead, more than the ${limits.maxAheadMs / 1000} s allowed`,
+        {
+          details: { at: new Date(at).toISOString(), now: new Date(now).toISOString() },
+        },
+      );
     }
   }
   return { settings, at, count, intervalMs };

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import { NodeError, toNodeError } from '../errors.js';
 import { syncDir, writeFileAtomic } from '../storage/files.js';
-import type { ImageStore } from '../storage/types.js';
+import type { ImageInfo, ImageStore } from '../storage/types.js';
 import { sha256File } from './manifest.js';
 import { isRetryable, uploadFile } from './upload.js';
 
@@ -120,7 +120,7 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
 
   async function attempt(entry: Entry): Promise<void> {
     const started = Date.now();
-    let info;
+    let info: ImageInfo;
     try {
       info = store.get(entry.filename);
     } catch (err) {

@@ -51,7 +51,8 @@ export function registerRoutes(app: FastifyInstance, commands: Commands, limits:
     },
     async (request, reply) => {
       const { return_file: returnFile, ...settings } = request.query;
-      if (returnFile && (settings.count ?? 1) > 1) throw new NodeError('bad_request', 'return_file cannot be used with a burst (count > 1): fetch the files from GET /images');
+      if (returnFile && (settings.count ?? 1) > 1)
+        throw new NodeError('bad_request', 'return_file cannot be used with a burst (count > 1): fetch the files from GET /images');
       const result = await commands.capture(settings, { source: 'http', requestId: request.id });
       if (!returnFile) return result;
       return sendImage(reply, result.file_info.filepath, result.file_info.filename);

@@ -110,7 +110,11 @@ export function createClockMonitor(options: ClockMonitorOptions): ClockMonitor {
           if (health.synchronized !== lastSynchronized) {
             const level = health.synchronized === false ? 'warn' : 'info';
             const message =
-              health.synchronized === null ? 'clock synchronisation unknown' : health.synchronized ? 'clock synchronised' : 'clock not synchronised: scheduled captures will fire off time';
+              health.synchronized === null
+                ? 'clock synchronisation unknown'
+                : health.synchronized
+                  ? 'clock synchronised'
+                  : 'clock not synchronised: scheduled captures will fire off time';
             logger[level]({ ...health }, message);
             lastSynchronized = health.synchronized;
           }
