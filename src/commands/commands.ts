@@ -44,7 +44,15 @@ export function createCommands(options: CommandsOptions): Commands {
     if (options.isStopping()) throw new NodeError('shutting_down', 'the node is shutting down');
     const started = Date.now();
     const evicted = await store.reserve(camera.expectedDngBytes());
-    const output = await camera.capture({ outputBase: store.tempBase(), settings: params, signal, ...(at === undefined ? {} : { at }) });
+    const output = await camera.capture({ outputBase: store.tempBase(), settings: params, signal, ...(at === undefined ? {} : { at }) }).catch(async (err: unknown) => {
+      // The camera app only says it could not write; a disk that filled up during the capture is a
+      // storage problem (507), whatever words the app found for it.
+      const error = toNodeError(err);
+      if (error.code === 'camera_failed' && !(await store.hasDiskRoom(camera.expectedDngBytes()))) {
+        throw new NodeError('storage_full', `the disk filled up during the capture: ${error.message}`, { cause: err });
+      }
+      throw err;
+    });
     const sidecars = [output.jpegPath, `${output.dngPath.slice(0, -'.dng'.length)}.json`].filter((p): p is string => p !== null);
     try {
       const preview = output.jpegPath ? await readPreview(output.jpegPath) : null;

@@ -281,6 +281,11 @@ export function createImageStore(options: StoreOptions, logger: Logger, internal
       return join(tempDir, `capture-${randomUUID()}`);
     },
 
+    async hasDiskRoom(bytes) {
+      await refreshDiskFree();
+      return diskFreeBytes - bytes >= options.minFreeBytes;
+    },
+
     async reserve(bytes) {
       assertStarted();
       // The size comes from the camera's estimate, not from a client: a bad one is our bug.

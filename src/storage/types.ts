@@ -37,6 +37,11 @@ export interface ImageStore {
    */
   reserve(bytes: number): Promise<ImageInfo[]>;
   /**
+   * Re-reads the free disk space and says whether `bytes` more would still leave the free-disk
+   * margin: after a failed capture, it tells a full disk from a camera fault.
+   */
+  hasDiskRoom(bytes: number): Promise<boolean>;
+  /**
    * Moves a complete file (one in the temp dir) into place under a new unique name in the local time
    * of `capturedAt`: `capture_YYYYMMDD_HHMMSS.dng`, then `_001`, `_002`… for further
    * captures in that second (see names.ts: byte order of the names is capture order).
