@@ -145,6 +145,10 @@ const daemon = await spawnDaemon({
   LOG_LEVEL: 'info', // spawnDaemon reads the 'HTTP API listening' record
   STORAGE_LIMIT_MB: '100',
   MIN_FREE_DISK_MB: '0',
+}).catch(async (err: unknown) => {
+  await broker.stop();
+  await rm(dir, { recursive: true, force: true });
+  throw err;
 });
 const pid = daemon.child.pid ?? 0;
 const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
