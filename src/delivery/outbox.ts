@@ -110,6 +110,9 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
     await syncDir(dir).catch(() => undefined);
   }
 
+  /** Set from the last failure's backoff or Retry-After; one success clears it. */
+  let targetPausedUntil = 0;
+
   function backoffMs(attempts: number, retryAfterS: number | null): number {
     if (retryAfterS !== null) return Math.min(options.retryMaxMs, retryAfterS * 1000);
     const ceiling = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
@@ -139,10 +142,12 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
         signal: abort.signal,
       });
       if (response.status >= 200 && response.status < 300) {
-        await forget(entry);
-        await store.markDelivered(info.filename, 'http').catch((err: unknown) => logger.warn({ err, filename: info.filename }, 'could not mark the image delivered'));
+        // Counted before the entry goes, so the status never shows it neither pending nor delivered.
         counts.delivered += 1;
         counts.lastDeliveredAt = new Date().toISOString();
+        targetPausedUntil = 0;
+        await forget(entry);
+        await store.markDelivered(info.filename, 'http').catch((err: unknown) => logger.warn({ err, filename: info.filename }, 'could not mark the image delivered'));
         logger.info({ filename: info.filename, status: response.status, host, attempts: entry.attempts + 1, ms: Date.now() - started }, 'image uploaded');
         events.emit('delivered', { filename: info.filename, channel: 'http', request_id: entry.request_id });
         return;
@@ -160,6 +165,8 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
     entry.attempts += 1;
     entry.last_error = reason;
     entry.next_at = Date.now() + backoffMs(entry.attempts, retryAfterS);
+    // The target is down or asked us to wait: every queued image waits, not only this one.
+    targetPausedUntil = Math.max(targetPausedUntil, entry.next_at);
     counts.lastError = `${entry.filename}: ${reason}`;
     await save(entry);
     logger.warn({ filename: entry.filename, host, attempts: entry.attempts, retry_in_ms: entry.next_at - Date.now(), reason }, 'upload failed; will retry');
@@ -176,7 +183,7 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
   async function run(): Promise<void> {
     while (!stopped) {
       const next = [...entries.values()].sort((a, b) => a.next_at - b.next_at)[0];
-      const waitMs = next ? next.next_at - Date.now() : Number.POSITIVE_INFINITY;
+      const waitMs = next ? Math.max(next.next_at, targetPausedUntil) - Date.now() : Number.POSITIVE_INFINITY;
       if (next && waitMs <= 0) {
         await attempt(next).catch((err: unknown) => {
           // The outbox file could not be written or removed: try again later rather than spin.
