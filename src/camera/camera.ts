@@ -7,6 +7,7 @@ import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from '
 import { resolveBackend, type AppInvocation } from './backend.js';
 import { DEFAULT_KILL_GRACE_MS, listCameras, PROBE_TIMEOUT_MS, runApp, spawnFailure, type AppResult } from './run-app.js';
 import { createCameraState } from './state.js';
+import { createSerialRunner } from './serial.js';
 import type { Camera, CameraInfo, CameraOptions, CaptureOutput, CaptureRequest } from './types.js';
 
 async function fileSize(path: string): Promise<number | null> {
@@ -79,17 +80,8 @@ export function createCamera(options: CameraOptions): Camera {
   let probing: Promise<CameraInfo> | null = null;
   let probeTimer: NodeJS.Timeout | null = null;
   // The chain of camera-process runs (probes and captures), one after the other.
-  let tail: Promise<unknown> = Promise.resolve();
-  let runsPending = 0;
+  const runs = createSerialRunner();
 
-  function exclusive<T>(run: () => Promise<T>): Promise<T> {
-    runsPending++;
-    const result = tail.then(run).finally(() => {
-      runsPending--;
-    });
-    tail = result.catch(() => undefined);
-    return result;
-  }
 
   function backend(): Promise<AppInvocation> {
     invocation ??= resolveBackend(options.backend, {
@@ -123,7 +115,7 @@ export function createCamera(options: CameraOptions): Camera {
 
   function probe(): Promise<CameraInfo> {
     // One probe at a time: a caller arriving while one is queued or running shares its answer.
-    probing ??= exclusive(runProbe).finally(() => {
+    probing ??= runs.run(runProbe).finally(() => {
       probing = null;
     });
     return probing;
@@ -220,7 +212,7 @@ export function createCamera(options: CameraOptions): Camera {
         if (options.probeIntervalMs > 0 && !lifetime.signal.aborted) {
           probeTimer = setInterval(() => {
             // Never queue a check behind a capture: the capture itself says whether the camera works.
-            if (runsPending > 0) return;
+            if (runs.pending() > 0) return;
             reprobeSoon('periodic');
           }, options.probeIntervalMs);
           probeTimer.unref();
@@ -237,10 +229,7 @@ export function createCamera(options: CameraOptions): Camera {
       probeTimer = null;
       if (!lifetime.signal.aborted) lifetime.abort(new NodeError('shutting_down', 'the camera is stopping'));
       // Wait until every queued or running camera process is gone (the abort kills them).
-      for (let seen = tail; ; seen = tail) {
-        await seen;
-        if (seen === tail) break;
-      }
+      await runs.idle();
     },
 
     probe,
@@ -257,7 +246,7 @@ export function createCamera(options: CameraOptions): Camera {
       }
       const link = linkedController([lifetime.signal, request.signal]);
       try {
-        return await exclusive(() => runCapture(app, request, link.signal));
+        return await runs.run(() => runCapture(app, request, link.signal));
       } finally {
         link.dispose();
       }

@@ -8,6 +8,7 @@ import type { Camera, CameraInfo, CameraOptions, CaptureOutput, CaptureRequest, 
 import { settingsKey, startWarmApp, warmDirFits, type WarmApp, type WarmExit } from './warm-app.js';
 import { prepareWarmDir, removePidFile, writePidFile } from './warm-files.js';
 import { takeFrame } from './warm-frame.js';
+import { createSerialRunner } from './serial.js';
 
 export interface WarmCameraOptions extends CameraOptions {
   /** Folder for the warm app's frames: on the same file system as the capture outputs (frames are renamed). */
@@ -64,8 +65,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   let retryTimer: NodeJS.Timeout | null = null;
   let probeTimer: NodeJS.Timeout | null = null;
   let started: Promise<void> | null = null;
-  let tail: Promise<unknown> = Promise.resolve();
-  let runsPending = 0;
+  const runs = createSerialRunner();
   let lastShown = '';
   // Apps on their way out. The camera is one device: nothing new may open it until they are gone.
   let retiring: Promise<unknown> = Promise.resolve();
@@ -74,14 +74,6 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     retiring = Promise.all([retiring, which.stop({ stuck })]);
   }
 
-  function exclusive<T>(run: () => Promise<T>): Promise<T> {
-    runsPending++;
-    const result = tail.then(run).finally(() => {
-      runsPending--;
-    });
-    tail = result.catch(() => undefined);
-    return result;
-  }
 
   function info(): CameraInfo {
     const base = cold.info();
@@ -187,7 +179,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     if (restartTimer) clearTimeout(restartTimer);
     restartTimer = setTimeout(() => {
       restartTimer = null;
-      exclusive(async () => {
+      runs.run(async () => {
         await retiring;
         if (app || active === 'cold' || lifetime.signal.aborted) return;
         const next = launch(appSettings);
@@ -214,7 +206,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     if (retryWarmAfterMs <= 0 || lifetime.signal.aborted) return;
     retryTimer = setTimeout(() => {
       retryTimer = null;
-      exclusive(async () => {
+      runs.run(async () => {
         if (active === 'warm' || lifetime.signal.aborted) return;
         await retiring;
         const next = launch(appSettings);
@@ -324,8 +316,8 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
         if (options.probeIntervalMs > 0) {
           probeTimer = setInterval(() => {
             // The running app is the connection check; probe only when cold (or between apps) and idle.
-            if (runsPending > 0 || app?.alive()) return;
-            exclusive(() => cold.probe()).catch((err: unknown) => logger.error({ err }, 'camera re-check failed'));
+            if (runs.pending() > 0 || app?.alive()) return;
+            runs.run(() => cold.probe()).catch((err: unknown) => logger.error({ err }, 'camera re-check failed'));
           }, options.probeIntervalMs);
           probeTimer.unref();
         }
@@ -355,10 +347,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       if (probeTimer) clearInterval(probeTimer);
       restartTimer = retryTimer = probeTimer = null;
       if (!lifetime.signal.aborted) lifetime.abort(new NodeError('shutting_down', 'the camera is stopping'));
-      for (let seen = tail; ; seen = tail) {
-        await seen;
-        if (seen === tail) break;
-      }
+      await runs.idle();
       const current = app;
       app = null;
       if (current) endApp(current);
@@ -368,7 +357,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     },
 
     probe() {
-      return exclusive(async () => {
+      return runs.run(async () => {
         // While the app runs it holds the camera, and it running is the proof the camera is there.
         if (!app?.alive()) {
           await retiring;
@@ -384,7 +373,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       if (lifetime.signal.aborted) throw new NodeError('shutting_down', 'the camera is stopping');
       const link = linkedController([lifetime.signal, request.signal]);
       try {
-        return await exclusive(() => (active === 'cold' ? coldCapture(request) : warmCapture(request, link.signal)));
+        return await runs.run(() => (active === 'cold' ? coldCapture(request) : warmCapture(request, link.signal)));
       } finally {
         link.dispose();
       }
