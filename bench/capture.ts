@@ -90,10 +90,14 @@ async function benchCapture(dir: string): Promise<[number, number]> {
   }
   const d = summarize(direct);
   const h = summarize(viaHttp);
-  printTable(`capture latency, sensor ${values.sensor}, ${runs} runs each (ms)`, ['path', 'median', 'p95', 'min', 'max'], [
-    ['simulator run directly', d.median, d.p95, d.min, d.max],
-    ['POST /capture', h.median, h.p95, h.min, h.max],
-  ]);
+  printTable(
+    `capture latency, sensor ${values.sensor}, ${runs} runs each (ms)`,
+    ['path', 'median', 'p95', 'min', 'max'],
+    [
+      ['simulator run directly', d.median, d.p95, d.min, d.max],
+      ['POST /capture', h.median, h.p95, h.min, h.max],
+    ],
+  );
   return [d.median, h.median];
 }
 
@@ -108,7 +112,10 @@ async function fillLog(node: CameraNode, logDir: string, bytes: number): Promise
   const padding = 'x'.repeat(160);
   let i = 0;
   while ((await logFileSize(logDir)) < bytes) {
-    for (let k = 0; k < 2000; k += 1) node.logger.info({ i: (i += 1), padding }, 'bench filler entry');
+    for (let k = 0; k < 2000; k += 1) {
+      i += 1;
+      node.logger.info({ i, padding }, 'bench filler entry');
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -138,14 +145,22 @@ try {
   const [direct, viaHttp] = await benchCapture(dir);
   const small = summarize(await benchLogs(dir, 1));
   const large = summarize(await benchLogs(dir, 10));
-  printTable(`GET /logs?lines=100, ${logRuns} runs each (ms)`, ['log size', 'median', 'p95', 'min'], [
-    ['1 MB', small.median, small.p95, small.min],
-    ['10 MB', large.median, large.p95, large.min],
-  ]);
-  printTable('ratios (one run)', ['figure', 'ratio'], [
-    ['POST /capture ÷ simulator directly (daemon overhead)', viaHttp / direct],
-    ['GET /logs 10 MB log ÷ 1 MB log', large.median / small.median],
-  ]);
+  printTable(
+    `GET /logs?lines=100, ${logRuns} runs each (ms)`,
+    ['log size', 'median', 'p95', 'min'],
+    [
+      ['1 MB', small.median, small.p95, small.min],
+      ['10 MB', large.median, large.p95, large.min],
+    ],
+  );
+  printTable(
+    'ratios (one run)',
+    ['figure', 'ratio'],
+    [
+      ['POST /capture ÷ simulator directly (daemon overhead)', viaHttp / direct],
+      ['GET /logs 10 MB log ÷ 1 MB log', large.median / small.median],
+    ],
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -95,21 +95,33 @@ async function embeddedBrokerFigures(): Promise<void> {
     const rd = summarize(read);
     const cp = summarize(copy);
     const mbps = (ms: number): number => SIZE / 1024 / 1024 / (ms / 1000);
-    printTable(`24 MB image through the embedded broker (aedes, in-process), ${runs} runs (median ms, MB/s)`, ['path', 'median ms', 'MB/s'], [
-      ['publishImage → aedes → receiver (verified)', t.median, mbps(t.median)],
-      ['one read pass of the file (sha256)', rd.median, mbps(rd.median)],
-      ['fs.copyFile of the file', cp.median, mbps(cp.median)],
-    ]);
-    printTable('live memory growth during one transfer (MB)', ['process', 'MB'], [
-      ['publisher alone (its own process)', alone.growth / 1024 / 1024],
-      ['publisher + aedes + receiver (this process)', (peak - baseline) / 1024 / 1024],
-    ]);
-    printTable('ratios (one run)', ['figure', 'ratio'], [
-      ['transfer time ÷ one read pass', t.median / rd.median],
-      ['transfer time ÷ file copy', t.median / cp.median],
-      ['publisher live memory growth ÷ file size', alone.growth / SIZE],
-      ['whole-process live memory growth ÷ file size', (peak - baseline) / SIZE],
-    ]);
+    printTable(
+      `24 MB image through the embedded broker (aedes, in-process), ${runs} runs (median ms, MB/s)`,
+      ['path', 'median ms', 'MB/s'],
+      [
+        ['publishImage → aedes → receiver (verified)', t.median, mbps(t.median)],
+        ['one read pass of the file (sha256)', rd.median, mbps(rd.median)],
+        ['fs.copyFile of the file', cp.median, mbps(cp.median)],
+      ],
+    );
+    printTable(
+      'live memory growth during one transfer (MB)',
+      ['process', 'MB'],
+      [
+        ['publisher alone (its own process)', alone.growth / 1024 / 1024],
+        ['publisher + aedes + receiver (this process)', (peak - baseline) / 1024 / 1024],
+      ],
+    );
+    printTable(
+      'ratios (one run)',
+      ['figure', 'ratio'],
+      [
+        ['transfer time ÷ one read pass', t.median / rd.median],
+        ['transfer time ÷ file copy', t.median / cp.median],
+        ['publisher live memory growth ÷ file size', alone.growth / SIZE],
+        ['whole-process live memory growth ÷ file size', (peak - baseline) / SIZE],
+      ],
+    );
   } finally {
     await r.receiver.stop();
     await publisher.endAsync();
@@ -227,21 +239,33 @@ try {
   const n = summarize(viaNode);
   const u = summarize(viaCurl);
   const mbps = (ms: number): number => SIZE / 1024 / 1024 / (ms / 1000);
-  printTable(`24 MB image, ${runs} runs each (median ms, MB/s)`, ['path', 'median ms', 'MB/s'], [
-    ['node chunks → Mosquitto → receiver', c.median, mbps(c.median)],
-    ['mosquitto_pub -f → mosquitto_sub (one message)', r.median, mbps(r.median)],
-    ['node uploader, HTTP PUT', n.median, mbps(n.median)],
-    ['curl -T, HTTP PUT', u.median, mbps(u.median)],
-  ]);
-  printTable('node process memory (MB)', ['figure', 'MB'], [
-    ['idle RSS', idleKb / 1024],
-    ['peak RSS during chunked transfers', peakKb / 1024],
-  ]);
-  printTable('ratios (one run)', ['figure', 'ratio'], [
-    ['chunked transfer time ÷ mosquitto_pub one-message time', c.median / r.median],
-    ['peak RSS during transfer ÷ idle RSS', peakKb / idleKb],
-    ['node HTTP upload time ÷ curl -T time', n.median / u.median],
-  ]);
+  printTable(
+    `24 MB image, ${runs} runs each (median ms, MB/s)`,
+    ['path', 'median ms', 'MB/s'],
+    [
+      ['node chunks → Mosquitto → receiver', c.median, mbps(c.median)],
+      ['mosquitto_pub -f → mosquitto_sub (one message)', r.median, mbps(r.median)],
+      ['node uploader, HTTP PUT', n.median, mbps(n.median)],
+      ['curl -T, HTTP PUT', u.median, mbps(u.median)],
+    ],
+  );
+  printTable(
+    'node process memory (MB)',
+    ['figure', 'MB'],
+    [
+      ['idle RSS', idleKb / 1024],
+      ['peak RSS during chunked transfers', peakKb / 1024],
+    ],
+  );
+  printTable(
+    'ratios (one run)',
+    ['figure', 'ratio'],
+    [
+      ['chunked transfer time ÷ mosquitto_pub one-message time', c.median / r.median],
+      ['peak RSS during transfer ÷ idle RSS', peakKb / idleKb],
+      ['node HTTP upload time ÷ curl -T time', n.median / u.median],
+    ],
+  );
 } finally {
   await client.endAsync();
   daemon.child.kill('SIGTERM');

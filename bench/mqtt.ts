@@ -80,10 +80,14 @@ try {
   }
   const e = summarize(viaEcho);
   const n = summarize(viaNode);
-  printTable(`status command round trip, ${runs} runs each (ms)`, ['path', 'median', 'p95', 'min'], [
-    ['bare echo client', e.median, e.p95, e.min],
-    ['camera node', n.median, n.p95, n.min],
-  ]);
+  printTable(
+    `status command round trip, ${runs} runs each (ms)`,
+    ['path', 'median', 'p95', 'min'],
+    [
+      ['bare echo client', e.median, e.p95, e.min],
+      ['camera node', n.median, n.p95, n.min],
+    ],
+  );
 
   for (let i = 1; i < nodeCount; i += 1) nodes.push(await startNode(dir, `bench-${i}`, broker.url));
   const spreads: number[] = [];
@@ -106,7 +110,11 @@ try {
     spreads.push(Math.max(...arrivals) - Math.min(...arrivals));
   }
   const s = summarize(spreads);
-  printTable(`broadcast status to ${nodeCount} nodes in one process, 10 rounds (ms)`, ['figure', 'median', 'max'], [['first to last reply', s.median, s.max]]);
+  printTable(
+    `broadcast status to ${nodeCount} nodes in one process, 10 rounds (ms)`,
+    ['figure', 'median', 'max'],
+    [['first to last reply', s.median, s.max]],
+  );
   printTable('ratios (one run)', ['figure', 'ratio'], [['node round trip ÷ bare echo round trip', n.median / e.median]]);
 } finally {
   for (const node of nodes) await node.stop();

@@ -46,5 +46,4 @@ export function toNodeError(err: unknown): NodeError {
   return new NodeError('internal', 'internal error', { cause: err });
 }
 
-export const isErrorCode = (value: unknown): value is ErrorCode =>
-  typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);
+export const isErrorCode = (value: unknown): value is ErrorCode => typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);

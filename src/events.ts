@@ -43,7 +43,10 @@ export class EventBus {
 
   removeOwner(owner: string): void {
     for (const [event, list] of this.listeners) {
-      this.listeners.set(event, list.filter((entry) => entry.owner !== owner));
+      this.listeners.set(
+        event,
+        list.filter((entry) => entry.owner !== owner),
+      );
     }
   }
 

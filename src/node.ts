@@ -27,9 +27,8 @@ import { createImageStore } from './storage/store.js';
 import { CLOCK_CHECK_INTERVAL_MS, createClockMonitor } from './schedule/clock-health.js';
 import { createTelemetry } from './telemetry/sampler.js';
 
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 export interface NodeOptions {
   /** Extra environment for the camera process (the simulator's knobs in tests and benches). */

@@ -135,12 +135,28 @@ describe('parseListCameras', () => {
       { index: 0, sensor: 'ov5647', width: 2592, height: 1944, bit_depth: 10, cfa: 'GBRG', id: '/base/soc/i2c0mux/i2c@1/ov5647@36' },
       { index: 2, sensor: 'imx296', width: 1456, height: 1088, bit_depth: 0, cfa: '', id: '/base/soc/i2c0mux/i2c@0/imx296@1a' },
       { index: 3, sensor: 'imx296', width: 1456, height: 1088, bit_depth: 10, cfa: 'MONO', id: '/base/soc/i2c0mux/i2c@1/imx296@1a' },
-      { index: 4, sensor: 'HD Pro Webcam C920', width: 1920, height: 1080, bit_depth: 0, cfa: '', id: '/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1.3:1.0-046d:082d' },
+      {
+        index: 4,
+        sensor: 'HD Pro Webcam C920',
+        width: 1920,
+        height: 1080,
+        bit_depth: 0,
+        cfa: '',
+        id: '/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1.3:1.0-046d:082d',
+      },
     ]);
   });
 
   test('junk gives no cameras', () => {
-    for (const junk of ['', '\n\n', 'hello world', 'ERROR: *** failed to acquire camera ***', '0 imx477 [4056x3040]', "    Modes: 'SRGGB10_CSI2P' : 1332x990 [120.05 fps - (696, 528)/2664x1980 crop]", '4056x3040 [10.00 fps - (0, 0)/4056x3040 crop]']) {
+    for (const junk of [
+      '',
+      '\n\n',
+      'hello world',
+      'ERROR: *** failed to acquire camera ***',
+      '0 imx477 [4056x3040]',
+      "    Modes: 'SRGGB10_CSI2P' : 1332x990 [120.05 fps - (696, 528)/2664x1980 crop]",
+      '4056x3040 [10.00 fps - (0, 0)/4056x3040 crop]',
+    ]) {
       assert.deepEqual(parseListCameras(junk), [], JSON.stringify(junk));
       assert.equal(saysNoCameras(junk), false);
     }
@@ -163,21 +179,51 @@ describe('capture arguments', () => {
 
   test('a quick raw capture: no preview, raw, output, thumbnail, metadata, camera', () => {
     const args = coldCaptureArgs({ outputBase: base, settings: {}, immediate: true, cameraIndex: 1 });
-    assert.deepEqual(args, ['-n', '--immediate', '-r', '-o', `${base}.jpg`, '--thumb', '320:240:70', '--metadata', `${base}.json`, '--camera', '1']);
+    assert.deepEqual(args, [
+      '-n',
+      '--immediate',
+      '-r',
+      '-o',
+      `${base}.jpg`,
+      '--thumb',
+      '320:240:70',
+      '--metadata',
+      `${base}.json`,
+      '--camera',
+      '1',
+    ]);
   });
 
   test('immediate comes from the settings, else the node default; otherwise a short viewfinder', () => {
     const viewfinder = coldCaptureArgs({ outputBase: base, settings: {}, immediate: false, cameraIndex: 0 });
     assert.ok(!viewfinder.includes('--immediate'));
     assert.deepEqual(viewfinder.slice(viewfinder.indexOf('-t'), viewfinder.indexOf('-t') + 2), ['-t', String(VIEWFINDER_MS)]);
-    assert.ok(coldCaptureArgs({ outputBase: base, settings: { immediate: true }, immediate: false, cameraIndex: 0 }).includes('--immediate'));
+    assert.ok(
+      coldCaptureArgs({ outputBase: base, settings: { immediate: true }, immediate: false, cameraIndex: 0 }).includes('--immediate'),
+    );
     const overridden = coldCaptureArgs({ outputBase: base, settings: { immediate: false }, immediate: true, cameraIndex: 0 });
     assert.ok(!overridden.includes('--immediate') && overridden.includes('-t'));
   });
 
   test('every setting maps to its option', () => {
-    const settings: CaptureSettings = { shutter_us: 20000, gain: 2.5, ev: 0.5, awb: 'daylight', denoise: 'cdn_hq', hflip: true, vflip: true };
-    assert.deepEqual(settingArgs(settings), ['--shutter=20000', '--gain=2.5', '--ev=0.5', '--awb=daylight', '--denoise=cdn_hq', '--hflip', '--vflip']);
+    const settings: CaptureSettings = {
+      shutter_us: 20000,
+      gain: 2.5,
+      ev: 0.5,
+      awb: 'daylight',
+      denoise: 'cdn_hq',
+      hflip: true,
+      vflip: true,
+    };
+    assert.deepEqual(settingArgs(settings), [
+      '--shutter=20000',
+      '--gain=2.5',
+      '--ev=0.5',
+      '--awb=daylight',
+      '--denoise=cdn_hq',
+      '--hflip',
+      '--vflip',
+    ]);
     assert.deepEqual(settingArgs({ hflip: false, vflip: false }), []);
     assert.deepEqual(settingArgs({ shutter_us: 1234.6 }), ['--shutter=1235']);
   });
@@ -205,7 +251,9 @@ describe('capture arguments', () => {
         ),
         fc.nat(8),
         (settings, cameraIndex) => {
-          assertNoValueReadsAsOption(coldCaptureArgs({ outputBase: base, settings: settings as CaptureSettings, immediate: false, cameraIndex }));
+          assertNoValueReadsAsOption(
+            coldCaptureArgs({ outputBase: base, settings: settings as CaptureSettings, immediate: false, cameraIndex }),
+          );
         },
       ),
     );
@@ -273,7 +321,10 @@ describe('backend resolution', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   test('findOnPath finds executable files only, and skips relative PATH entries', async () => {
-    assert.equal(await findOnPath('rpicam-still', [join(dir, 'none'), join(dir, 'dirs'), join(dir, 'both')].join(':')), join(dir, 'both', 'rpicam-still'));
+    assert.equal(
+      await findOnPath('rpicam-still', [join(dir, 'none'), join(dir, 'dirs'), join(dir, 'both')].join(':')),
+      join(dir, 'both', 'rpicam-still'),
+    );
     assert.equal(await findOnPath('rpicam-still', [join(dir, 'none'), join(dir, 'dirs')].join(':')), null);
     assert.equal(await findOnPath('rpicam-still', ['', '.', 'both'].join(':')), null);
   });
@@ -293,7 +344,10 @@ describe('backend resolution', () => {
 
   test('an explicit backend must be installed', async () => {
     const { logger } = memoryLogger();
-    await assert.rejects(resolveBackend('rpicam', { searchPath: join(dir, 'old'), logger }), (err: unknown) => err instanceof CameraBackendError && err instanceof ConfigError);
+    await assert.rejects(
+      resolveBackend('rpicam', { searchPath: join(dir, 'old'), logger }),
+      (err: unknown) => err instanceof CameraBackendError && err instanceof ConfigError,
+    );
     const old = await resolveBackend('libcamera', { searchPath: join(dir, 'old'), logger });
     assert.equal(old.backend, 'libcamera');
     await assert.rejects(resolveBackend('simulated', { simulatorScript: join(dir, 'missing.js'), logger }), CameraBackendError);
@@ -322,7 +376,19 @@ describe('camera with a command override', () => {
     // Lists two cameras; any capture fails the way the real app does without a camera.
     await writeFile(
       app,
-      ['#!/bin/sh', 'if [ "$1" = "--list-cameras" ]; then', "cat <<'EOF'", TWO_CAMERAS.trimEnd(), 'EOF', 'exit 0', 'fi', 'echo "[0:00:01] INFO chatter" >&2', 'echo "ERROR: *** no cameras available ***" >&2', 'exit 255', ''].join('\n'),
+      [
+        '#!/bin/sh',
+        'if [ "$1" = "--list-cameras" ]; then',
+        "cat <<'EOF'",
+        TWO_CAMERAS.trimEnd(),
+        'EOF',
+        'exit 0',
+        'fi',
+        'echo "[0:00:01] INFO chatter" >&2',
+        'echo "ERROR: *** no cameras available ***" >&2',
+        'exit 255',
+        '',
+      ].join('\n'),
     );
     await chmod(app, 0o755);
   });
@@ -332,7 +398,16 @@ describe('camera with a command override', () => {
   });
 
   function make(overrides: Partial<CameraOptions> = {}): Camera {
-    const camera = createCamera({ backend: 'auto', command: app, captureTimeoutMs: 5000, immediate: true, cameraIndex: 1, probeIntervalMs: 0, logger: memoryLogger().logger, ...overrides });
+    const camera = createCamera({
+      backend: 'auto',
+      command: app,
+      captureTimeoutMs: 5000,
+      immediate: true,
+      cameraIndex: 1,
+      probeIntervalMs: 0,
+      logger: memoryLogger().logger,
+      ...overrides,
+    });
     cameras.push(camera);
     return camera;
   }
@@ -341,7 +416,10 @@ describe('camera with a command override', () => {
     const camera = make();
     await camera.start();
     const info = camera.info();
-    assert.deepEqual([info.backend, info.command, info.simulated, info.connected, info.sensor, info.cameras.length, info.mode], ['rpicam', app, false, true, 'imx708_wide_noir', 2, 'cold']);
+    assert.deepEqual(
+      [info.backend, info.command, info.simulated, info.connected, info.sensor, info.cameras.length, info.mode],
+      ['rpicam', app, false, true, 'imx708_wide_noir', 2, 'cold'],
+    );
     assert.equal(info.last_error, null);
     assert.equal(camera.expectedDngBytes(), dngBytesFor(4608, 2592));
   });
@@ -376,7 +454,10 @@ describe('camera with a command override', () => {
   test('an output path the app would truncate is refused before running it', async () => {
     const camera = make();
     await camera.start();
-    await assert.rejects(camera.capture({ outputBase: join(dir, 'x'.repeat(130)), settings: {} }), isNodeError('camera_failed', /too long/));
+    await assert.rejects(
+      camera.capture({ outputBase: join(dir, 'x'.repeat(130)), settings: {} }),
+      isNodeError('camera_failed', /too long/),
+    );
   });
 
   test('a listener that throws is logged and does not stop the others', async () => {
@@ -412,10 +493,23 @@ describe('camera with the simulator', () => {
 
   const nextBase = (): string => join(dir, `capture-${process.pid}-${++counter}`);
 
-  function make(env: Record<string, string> = {}, overrides: Partial<CameraOptions> = {}): { camera: Camera; records: Array<Record<string, unknown>>; env: Record<string, string> } {
+  function make(
+    env: Record<string, string> = {},
+    overrides: Partial<CameraOptions> = {},
+  ): { camera: Camera; records: Array<Record<string, unknown>>; env: Record<string, string> } {
     const { logger, records } = memoryLogger();
     const fullEnv = { ...FAST_SIM, ...env };
-    const camera = createCamera({ backend: 'simulated', captureTimeoutMs: 10_000, immediate: true, cameraIndex: 0, probeIntervalMs: 0, killGraceMs: 300, env: fullEnv, logger, ...overrides });
+    const camera = createCamera({
+      backend: 'simulated',
+      captureTimeoutMs: 10_000,
+      immediate: true,
+      cameraIndex: 0,
+      probeIntervalMs: 0,
+      killGraceMs: 300,
+      env: fullEnv,
+      logger,
+      ...overrides,
+    });
     cameras.push(camera);
     return { camera, records, env: fullEnv };
   }
@@ -444,7 +538,10 @@ describe('camera with the simulator', () => {
     await camera.start();
     const base = nextBase();
     const before = Date.now();
-    const output = await camera.capture({ outputBase: base, settings: { shutter_us: 10000, gain: 2, ev: -1, awb: 'daylight', denoise: 'off', hflip: true, vflip: true } });
+    const output = await camera.capture({
+      outputBase: base,
+      settings: { shutter_us: 10000, gain: 2, ev: -1, awb: 'daylight', denoise: 'off', hflip: true, vflip: true },
+    });
     assert.equal(output.dngPath, `${base}.dng`);
     assert.equal(output.jpegPath, `${base}.jpg`);
     const dng = await readFile(output.dngPath);
@@ -482,7 +579,11 @@ describe('camera with the simulator', () => {
     const failing = { ...FAST_SIM, CAMERA_SIM_FAIL: 'capture-error' };
     const base = nextBase();
     // What the simulator says when run by hand with the same arguments.
-    const direct = await execa(process.execPath, [SIMULATOR, ...coldCaptureArgs({ outputBase: base, settings: {}, immediate: true, cameraIndex: 0 })], { env: failing, reject: false });
+    const direct = await execa(
+      process.execPath,
+      [SIMULATOR, ...coldCaptureArgs({ outputBase: base, settings: {}, immediate: true, cameraIndex: 0 })],
+      { env: failing, reject: false },
+    );
     assert.equal(direct.exitCode, 255);
     const expected = appErrorMessage(direct.stderr);
     assert.ok(expected, 'the simulator prints ERROR: *** … ***');
@@ -507,7 +608,10 @@ describe('camera with the simulator', () => {
     await camera.start();
     const base = nextBase();
     const started = Date.now();
-    await assert.rejects(camera.capture({ outputBase: base, settings: {} }), isNodeError('camera_timeout', /capture exceeded 500 ms; killed/));
+    await assert.rejects(
+      camera.capture({ outputBase: base, settings: {} }),
+      isNodeError('camera_timeout', /capture exceeded 500 ms; killed/),
+    );
     assert.ok(Date.now() - started < 5000);
     assert.deepEqual(await processesMentioning(base), []);
     assertNoOutputs(base);

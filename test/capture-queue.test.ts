@@ -57,13 +57,16 @@ describe('capture queue', () => {
     const gate = deferred();
     const running = queue.run(() => gate.promise);
     const waiting = [queue.run(async () => 1), queue.run(async () => 2)];
-    await assert.rejects(queue.run(async () => 3), (err: unknown) => {
-      assert.ok(err instanceof NodeError);
-      assert.equal(err.code, 'busy');
-      assert.equal(err.httpStatus, 503);
-      assert.equal(err.details?.pending, 2);
-      return true;
-    });
+    await assert.rejects(
+      queue.run(async () => 3),
+      (err: unknown) => {
+        assert.ok(err instanceof NodeError);
+        assert.equal(err.code, 'busy');
+        assert.equal(err.httpStatus, 503);
+        assert.equal(err.details?.pending, 2);
+        return true;
+      },
+    );
     assert.equal(queue.size(), 3, 'the refused job was never queued');
     gate.resolve();
     await running;
@@ -76,7 +79,10 @@ describe('capture queue', () => {
     const queue = createCaptureQueue({ maxPending: 0 });
     const gate = deferred();
     const first = queue.run(() => gate.promise);
-    await assert.rejects(queue.run(async () => 'second'), isNodeError('busy'));
+    await assert.rejects(
+      queue.run(async () => 'second'),
+      isNodeError('busy'),
+    );
     gate.resolve();
     await first;
     assert.equal(await queue.run(async () => 'third'), 'third');
@@ -116,10 +122,16 @@ describe('capture queue', () => {
     await tick();
     assert.ok(seenSignal);
     queue.close('the node is shutting down');
-    await assert.rejects(running, (err: unknown) => isNodeError('shutting_down')(err) && (err as Error).message === 'the node is shutting down');
+    await assert.rejects(
+      running,
+      (err: unknown) => isNodeError('shutting_down')(err) && (err as Error).message === 'the node is shutting down',
+    );
     for (const job of waiting) await assert.rejects(job, isNodeError('shutting_down'));
     assert.equal(waitingStarted, false);
-    await assert.rejects(queue.run(async () => undefined), isNodeError('shutting_down'));
+    await assert.rejects(
+      queue.run(async () => undefined),
+      isNodeError('shutting_down'),
+    );
     await queue.idle();
     assert.equal(queue.size(), 0);
   });

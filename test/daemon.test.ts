@@ -36,7 +36,10 @@ test('SIGTERM during a capture aborts it cleanly and exits 0', async () => {
     const { code } = await daemon.exited;
     assert.equal(code, 0);
     assert.deepEqual(await readdir(join(captureDir, '.tmp')), []);
-    assert.deepEqual((await readdir(captureDir)).filter((n) => !n.startsWith('.')), []);
+    assert.deepEqual(
+      (await readdir(captureDir)).filter((n) => !n.startsWith('.')),
+      [],
+    );
     assert.ok(daemon.records.some((r) => r['msg'] === 'camera-node stopped'));
   });
 });
@@ -61,8 +64,12 @@ test('kill -9 mid-capture leaves nothing half-written visible after restart', as
     const third = await spawnDaemon(env);
     try {
       assert.deepEqual(await readdir(join(env.CAPTURE_DIR, '.tmp')), [], 'leftovers cleaned at start');
-      const listed = ((await (await fetch(`${third.httpUrl}/images`)).json()) as { images: Array<{ filename: string; size: number }> }).images;
-      assert.deepEqual(listed.map((i) => [i.filename, i.size]), [[kept.filename, kept.size]]);
+      const listed = ((await (await fetch(`${third.httpUrl}/images`)).json()) as { images: Array<{ filename: string; size: number }> })
+        .images;
+      assert.deepEqual(
+        listed.map((i) => [i.filename, i.size]),
+        [[kept.filename, kept.size]],
+      );
       assert.equal((await stat(join(env.CAPTURE_DIR, kept.filename))).size, kept.size);
     } finally {
       third.child.kill('SIGTERM');

@@ -35,7 +35,13 @@ async function receiveOne(client: MqttClient, options: { missingTimeoutMs?: numb
   const image = new Promise<ReceivedImage>((resolve) => {
     resolveImage = resolve;
   });
-  const receiver = createReceiver({ client, prefix: 'cameras', outDir, missingTimeoutMs: options.missingTimeoutMs ?? 1000, onImage: resolveImage });
+  const receiver = createReceiver({
+    client,
+    prefix: 'cameras',
+    outDir,
+    missingTimeoutMs: options.missingTimeoutMs ?? 1000,
+    onImage: resolveImage,
+  });
   await receiver.start();
   return { outDir, receiver, image };
 }
@@ -48,12 +54,18 @@ describe('chunked MQTT delivery through the embedded broker', () => {
 
   test('a 24 MB image is sent in chunks and reassembled byte-identical', async () => {
     const { node, bytes, dir } = await nodeWithImage({ chunk_size_kb: 256 });
-    cleanup.push(() => rm(dir, { recursive: true, force: true }), () => node.stop());
+    cleanup.push(
+      () => rm(dir, { recursive: true, force: true }),
+      () => node.stop(),
+    );
     const client = await connectClient(node.node.mqttUrl!);
     cleanup.push(() => client.endAsync());
     const manifests = await collect(client, `cameras/${node.config.node_id}/images/+/manifest`);
     const { outDir, receiver, image } = await receiveOne(client);
-    cleanup.push(() => rm(outDir, { recursive: true, force: true }), () => receiver.stop());
+    cleanup.push(
+      () => rm(outDir, { recursive: true, force: true }),
+      () => receiver.stop(),
+    );
 
     const reply = await request(client, 'cameras', node.config.node_id, { action: 'send', filename: STORED }, 60_000);
     assert.equal(reply['status'], 'success', JSON.stringify(reply));
@@ -81,14 +93,24 @@ describe('chunked MQTT delivery through the embedded broker', () => {
     });
     cleanup.push(() => broker.stop());
     const { node, bytes, dir } = await nodeWithImage({ chunk_size_kb: 1024, mqtt_url: broker.url, mqtt_protocol_version: 4 });
-    cleanup.push(() => rm(dir, { recursive: true, force: true }), () => node.stop());
+    cleanup.push(
+      () => rm(dir, { recursive: true, force: true }),
+      () => node.stop(),
+    );
     const client = await connectClient(broker.url, { clientId: `receiver-${node.config.node_id}` });
     cleanup.push(() => client.endAsync());
     const resends = await collect(client, `cameras/${node.config.node_id}/cmd`);
     const { outDir, receiver, image } = await receiveOne(client, { missingTimeoutMs: 500 });
-    cleanup.push(() => rm(outDir, { recursive: true, force: true }), () => receiver.stop());
+    cleanup.push(
+      () => rm(outDir, { recursive: true, force: true }),
+      () => receiver.stop(),
+    );
 
-    await client.publishAsync(`cameras/${node.config.node_id}/cmd`, JSON.stringify({ id: 'send-lossy', action: 'send', filename: STORED }), { qos: 1 });
+    await client.publishAsync(
+      `cameras/${node.config.node_id}/cmd`,
+      JSON.stringify({ id: 'send-lossy', action: 'send', filename: STORED }),
+      { qos: 1 },
+    );
     const received = await image;
     assert.deepEqual([...dropped].sort(), ['17', '3']);
     assert.ok((await readFile(received.path)).equals(bytes), 'byte-identical after the resend');
@@ -103,7 +125,10 @@ describe('chunked MQTT delivery through the embedded broker', () => {
     const client = await connectClient(node.node.mqttUrl!);
     cleanup.push(() => client.endAsync());
     const { outDir, receiver, image } = await receiveOne(client);
-    cleanup.push(() => rm(outDir, { recursive: true, force: true }), () => receiver.stop());
+    cleanup.push(
+      () => rm(outDir, { recursive: true, force: true }),
+      () => receiver.stop(),
+    );
     const reply = await request(client, 'cameras', node.config.node_id, { id: 'cap-deliver', action: 'capture', deliver: 'mqtt' });
     const filename = (reply['file_info'] as { filename: string }).filename;
     const received = await image;
@@ -121,7 +146,10 @@ describe('chunked MQTT delivery through the embedded broker', () => {
 
   test('asking for a chunk that does not exist is an error reply', async () => {
     const { node, dir } = await nodeWithImage();
-    cleanup.push(() => rm(dir, { recursive: true, force: true }), () => node.stop());
+    cleanup.push(
+      () => rm(dir, { recursive: true, force: true }),
+      () => node.stop(),
+    );
     const client = await connectClient(node.node.mqttUrl!);
     cleanup.push(() => client.endAsync());
     const reply = await request(client, 'cameras', node.config.node_id, { action: 'send', filename: STORED, chunks: [100000] });

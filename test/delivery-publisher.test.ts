@@ -72,7 +72,10 @@ describe('publishImage', () => {
     assert.equal(manifest.node_id, 'full');
     assert.equal(manifest.content_type, 'image/x-adobe-dng');
     assert.ok(messages.every((m) => m.packet.qos === 1));
-    assert.deepEqual(chunks.map((m) => m.topic.split('/').at(-1)), ['0', '1', '2', '3']);
+    assert.deepEqual(
+      chunks.map((m) => m.topic.split('/').at(-1)),
+      ['0', '1', '2', '3'],
+    );
     assert.ok(Buffer.concat(chunks.map((m) => m.payload)).equals(file.bytes), 'the chunks are the file');
   });
 
@@ -82,7 +85,10 @@ describe('publishImage', () => {
     const messages = await seen.waitFor(() => true, 3);
     await seen.close();
     assert.deepEqual(manifest.resend, [1, 3]);
-    assert.deepEqual(messages.slice(1).map((m) => m.topic.split('/').at(-1)), ['1', '3']);
+    assert.deepEqual(
+      messages.slice(1).map((m) => m.topic.split('/').at(-1)),
+      ['1', '3'],
+    );
     assert.ok(messages[2]!.payload.equals(file.bytes.subarray(96 * KB)), 'the short last chunk');
     assert.equal(seen.messages.length, 3);
   });
@@ -90,7 +96,10 @@ describe('publishImage', () => {
   test('a chunk that does not exist is bad_request and nothing is published', async () => {
     const seen = await collect(watcher, 'cameras/bad/images/#');
     await assert.rejects(publishImage(options('bad', { onlyChunks: [4] })), isCode('bad_request'));
-    await assert.rejects(publishImage({ ...options('bad'), image: { ...options('bad').image, path: `${file.path}.missing` } }), isCode('not_found'));
+    await assert.rejects(
+      publishImage({ ...options('bad'), image: { ...options('bad').image, path: `${file.path}.missing` } }),
+      isCode('not_found'),
+    );
     await watcher.publishAsync('cameras/bad/images/marker', 'x', { qos: 1 });
     const [marker] = await seen.waitFor();
     await seen.close();
@@ -118,7 +127,9 @@ describe('publishImage', () => {
   test('an abort while the broker does not acknowledge rejects at once', async () => {
     const abort = new AbortController();
     let sent = 0;
-    const publishing = publishImage(options('stalled', { chunkSizeBytes: 4 * KB, window: 3, signal: abort.signal, onProgress: (n) => (sent = n) }));
+    const publishing = publishImage(
+      options('stalled', { chunkSizeBytes: 4 * KB, window: 3, signal: abort.signal, onProgress: (n) => (sent = n) }),
+    );
     while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
     abort.abort(new NodeError('shutting_down', 'stop'));
     await assert.rejects(publishing, isCode('shutting_down'));
@@ -138,7 +149,9 @@ describe('chunk size against the broker maximum packet size', () => {
     assert.throws(() => chunkSizeFor(256 * KB, 900, topics), isCode('delivery_failed'));
   });
 
-  test('Mosquitto announces max_packet_size in CONNACK and the publisher shrinks its chunks to fit', { skip: missingMosquitto ?? false }, async () => {
+  test('Mosquitto announces max_packet_size in CONNACK and the publisher shrinks its chunks to fit', {
+    skip: missingMosquitto ?? false,
+  }, async () => {
     const mosquitto = await startMosquitto(['max_packet_size 20000']);
     const dir = await tempDir('publisher-mosquitto');
     const client = await connectClient(mosquitto.url, { protocolVersion: 5 });

@@ -85,7 +85,9 @@ describe('HTTP upload with a durable outbox', () => {
     cleanup.push(server.close);
     const node = await startTestNode({ ...fast, upload_url: server.url, upload_headers: { authorization: 'Bearer upload-secret-77' } });
     cleanup.push(() => node.stop());
-    const captured = (await (await fetch(`${node.httpUrl}/capture?deliver=http`, { method: 'POST' })).json()) as { file_info: { filename: string } };
+    const captured = (await (await fetch(`${node.httpUrl}/capture?deliver=http`, { method: 'POST' })).json()) as {
+      file_info: { filename: string };
+    };
     const upload = await waitFor('the upload', () => server.uploads[0] ?? null);
     const parts = parseMultipart(upload);
     const stored = await readFile(join(node.config.capture_dir, captured.file_info.filename));
@@ -129,7 +131,8 @@ describe('HTTP upload with a durable outbox', () => {
     });
     const server = await uploadServer((n, _u, res) => {
       if (n === 1) res.writeHead(500).end();
-      else if (n === 2) return; // stall: never answer (the node gives up after upload_timeout_s)
+      else if (n === 2)
+        return; // stall: never answer (the node gives up after upload_timeout_s)
       else if (n === 3) res.writeHead(429, { 'retry-after': '1' }).end();
       else res.writeHead(204).end();
     }, port);
@@ -151,7 +154,9 @@ describe('HTTP upload with a durable outbox', () => {
     cleanup.push(() => node.stop());
     await fetch(`${node.httpUrl}/capture?deliver=http`, { method: 'POST' });
     const http = await waitFor('the failure', async () => {
-      const s = (await (await fetch(`${node.httpUrl}/status`)).json()) as { delivery: { http: { failed: number; pending: number; last_error: string } } };
+      const s = (await (await fetch(`${node.httpUrl}/status`)).json()) as {
+        delivery: { http: { failed: number; pending: number; last_error: string } };
+      };
       return s.delivery.http.failed === 1 ? s.delivery.http : null;
     });
     assert.match(http.last_error, /403/);
@@ -166,7 +171,9 @@ describe('HTTP upload with a durable outbox', () => {
     const port = await freePort();
     const first = await startTestNode({ ...fast, upload_url: `http://127.0.0.1:${port}/u`, upload_method: 'PUT' }, { keepDir: dir });
     await fetch(`${first.httpUrl}/capture?deliver=http`, { method: 'POST' });
-    await waitFor('the outbox entry', async () => ((await readdir(join(dir, 'images', OUTBOX_DIR))).some((f) => f.endsWith('.json')) ? true : null));
+    await waitFor('the outbox entry', async () =>
+      (await readdir(join(dir, 'images', OUTBOX_DIR))).some((f) => f.endsWith('.json')) ? true : null,
+    );
     await first.stop();
     const server = await uploadServer((_n, _u, res) => res.writeHead(200).end(), port);
     cleanup.push(server.close);

@@ -93,7 +93,10 @@ describe('HTTP API', () => {
     assert.ok(images.length >= 2);
     assert.equal(body['count'], images.length);
     const created = images.map((i) => Date.parse(i.created));
-    assert.deepEqual(created, [...created].sort((a, b) => b - a));
+    assert.deepEqual(
+      created,
+      [...created].sort((a, b) => b - a),
+    );
     const first = images[0]!;
     const response = await fetch(`${t.httpUrl}/images/${first.filename}`);
     assert.equal(response.status, 200);
@@ -117,7 +120,15 @@ describe('HTTP API', () => {
     });
 
   test('traversal and foreign names are 400, unknown images 404, and touch no file', async () => {
-    for (const path of ['..%2F..%2Fetc%2Fpasswd', '..', '%2Fetc%2Fpasswd', 'capture_x.dng', 'camera_node.log', 'capture_20260101_000000.dng%00.txt', '.tmp']) {
+    for (const path of [
+      '..%2F..%2Fetc%2Fpasswd',
+      '..',
+      '%2Fetc%2Fpasswd',
+      'capture_x.dng',
+      'camera_node.log',
+      'capture_20260101_000000.dng%00.txt',
+      '.tmp',
+    ]) {
       for (const method of ['GET', 'DELETE']) {
         // node:http sends the path as written: fetch would resolve `..` before it left.
         const response = await rawRequest(`${t.httpUrl}/images/${path}`, method);
@@ -156,7 +167,10 @@ describe('HTTP API', () => {
   test('concurrent captures queue and all succeed with distinct names', async () => {
     const responses = await Promise.all([1, 2, 3, 4].map(() => capture(t.httpUrl)));
     const names = await Promise.all(responses.map(async (r) => ((await json(r))['file_info'] as { filename: string }).filename));
-    assert.deepEqual(responses.map((r) => r.status), [200, 200, 200, 200]);
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      [200, 200, 200, 200],
+    );
     assert.equal(new Set(names).size, 4);
   });
 
@@ -269,7 +283,13 @@ describe('HTTP API limits and failures', () => {
     const t = await startTestNode({ http_token: 'tok-123456' });
     try {
       assert.equal((await fetch(`${t.httpUrl}/health`)).status, 200);
-      for (const [method, path] of [['GET', '/status'], ['GET', '/images'], ['POST', '/capture'], ['GET', '/logs'], ['DELETE', '/images/capture_20260101_000000.dng']] as const) {
+      for (const [method, path] of [
+        ['GET', '/status'],
+        ['GET', '/images'],
+        ['POST', '/capture'],
+        ['GET', '/logs'],
+        ['DELETE', '/images/capture_20260101_000000.dng'],
+      ] as const) {
         const none = await fetch(`${t.httpUrl}${path}`, { method });
         assert.equal(none.status, 401, `${method} ${path}`);
         assert.equal((await json(none))['detail'], 'Not authenticated');

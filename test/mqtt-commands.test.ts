@@ -149,7 +149,10 @@ describe('MQTT commands through the embedded broker', () => {
       assert.equal(availability!.packet.retain, true);
       assert.ok(validStatus(status!.json()), JSON.stringify(validStatus.errors));
       assert.ok(validTelemetry(telemetry!.json()), JSON.stringify(validTelemetry.errors));
-      assert.ok(!retained.messages.some((m) => m.topic.endsWith('/res') || m.topic.endsWith('/cmd')), 'commands and replies are never retained');
+      assert.ok(
+        !retained.messages.some((m) => m.topic.endsWith('/res') || m.topic.endsWith('/cmd')),
+        'commands and replies are never retained',
+      );
     } finally {
       await late.endAsync();
     }
@@ -161,7 +164,9 @@ describe('MQTT commands through the embedded broker', () => {
     const seen = statuses.messages.length;
     const capture = await request(client, prefix, nodeId, { action: 'capture' });
     const filename = (capture['file_info'] as { filename: string }).filename;
-    const [changed] = await statuses.waitFor((m) => statuses.messages.indexOf(m) >= seen && (m.json()['storage'] as { image_count: number }).image_count === 1);
+    const [changed] = await statuses.waitFor(
+      (m) => statuses.messages.indexOf(m) >= seen && (m.json()['storage'] as { image_count: number }).image_count === 1,
+    );
     await statuses.close();
     assert.ok(changed);
     await request(client, prefix, nodeId, { action: 'delete', filename });

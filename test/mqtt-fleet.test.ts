@@ -126,7 +126,10 @@ describe('connection life cycle', () => {
         };
         mqttClient.on('reconnect', onAttempt);
       });
-      assert.ok(mqttClient.options.reconnectPeriod! >= reconnectDelay(2, () => 0), `waits ${mqttClient.options.reconnectPeriod} ms after 2 failures`);
+      assert.ok(
+        mqttClient.options.reconnectPeriod! >= reconnectDelay(2, () => 0),
+        `waits ${mqttClient.options.reconnectPeriod} ms after 2 failures`,
+      );
       broker = await startEmbeddedBroker({ host: '127.0.0.1', port, logger: silentLogger() });
       const client = await connectClient(broker.url);
       const watch = await collect(client, `cameras/${node.config.node_id}/availability`);

@@ -51,7 +51,15 @@ describe('against Mosquitto with passwords', { skip: missing ?? false }, () => {
     const auth = ['-h', '127.0.0.1', '-p', String(broker.port), '-u', 'controller', '-P', 'controller-secret'];
     const sub = execa('mosquitto_sub', [...auth, '-t', `cameras/${node.config.node_id}/res`, '-C', '1', '-W', '20']);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await execa('mosquitto_pub', [...auth, '-q', '1', '-t', `cameras/${node.config.node_id}/cmd`, '-m', '{"id":"cli-1","action":"capture"}']);
+    await execa('mosquitto_pub', [
+      ...auth,
+      '-q',
+      '1',
+      '-t',
+      `cameras/${node.config.node_id}/cmd`,
+      '-m',
+      '{"id":"cli-1","action":"capture"}',
+    ]);
     const { stdout } = await sub;
     const reply = JSON.parse(stdout) as Record<string, unknown>;
     assert.ok(validReply(reply), JSON.stringify(validReply.errors));
@@ -138,7 +146,12 @@ describe('against Mosquitto with passwords', { skip: missing ?? false }, () => {
       await client.endAsync();
       await broker.restart();
       // The node is now waiting out its reconnect backoff; the command is queued in its session.
-      const controller = await connectClient(broker.url, { username: 'controller', password: 'controller-secret', clean: false, clientId: 'controller-restart' });
+      const controller = await connectClient(broker.url, {
+        username: 'controller',
+        password: 'controller-secret',
+        clean: false,
+        clientId: 'controller-restart',
+      });
       const replies = await collect(controller, `cameras/${nodeId}/res`);
       await controller.publishAsync(`cameras/${nodeId}/cmd`, JSON.stringify({ id: 'away-1', action: 'capture' }), { qos: 1 });
       const [reply] = await replies.waitFor((m) => m.json()['id'] === 'away-1', 1, 30_000);
@@ -166,10 +179,51 @@ describe('against Mosquitto over TLS', { skip: missing ?? opensslMissing ?? fals
     const ca = join(dir, 'ca');
     caFile = `${ca}.crt`;
     const server = join(dir, 'server');
-    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=camera-node test CA', '-keyout', `${ca}.key`, '-out', `${ca}.crt`]);
+    await execa('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=camera-node test CA',
+      '-keyout',
+      `${ca}.key`,
+      '-out',
+      `${ca}.crt`,
+    ]);
     await writeFile(`${server}.ext`, 'subjectAltName=IP:127.0.0.1\n');
-    await execa('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', `${server}.key`, '-out', `${server}.csr`]);
-    await execa('openssl', ['x509', '-req', '-in', `${server}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '1', '-out', `${server}.crt`, '-extfile', `${server}.ext`]);
+    await execa('openssl', [
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-keyout',
+      `${server}.key`,
+      '-out',
+      `${server}.csr`,
+    ]);
+    await execa('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      `${server}.csr`,
+      '-CA',
+      `${ca}.crt`,
+      '-CAkey',
+      `${ca}.key`,
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-out',
+      `${server}.crt`,
+      '-extfile',
+      `${server}.ext`,
+    ]);
     broker = await startMosquitto([`cafile ${ca}.crt`, `certfile ${server}.crt`, `keyfile ${server}.key`], { listener: 'mqtts' });
   });
   after(async () => {

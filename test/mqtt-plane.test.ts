@@ -6,7 +6,14 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { MqttClient } from 'mqtt';
 import { ConfigError, loadConfig, type Config } from '../src/config/config.js';
-import { clientIdFor, connectionSettings, displayUrl, reconnectDelay, RECONNECT_MAX_MS, RECONNECT_MIN_MS } from '../src/mqtt/client-options.js';
+import {
+  clientIdFor,
+  connectionSettings,
+  displayUrl,
+  reconnectDelay,
+  RECONNECT_MAX_MS,
+  RECONNECT_MIN_MS,
+} from '../src/mqtt/client-options.js';
 import { createCommandHandler, type ActionDefinition, type Reply } from '../src/mqtt/command-handler.js';
 import { ReplyCache } from '../src/mqtt/dedupe.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../src/mqtt/broker.js';
@@ -25,7 +32,12 @@ async function baseConfig(overrides: Partial<Config> = {}): Promise<Config> {
 
 describe('connection settings', () => {
   test('credentials in the URL move into the options and never stay in the URL', async () => {
-    const settings = await connectionSettings(await baseConfig(), 'mqtts://user:p%40ss-secret@broker.example:8883', 'cameras/cam1/availability', 5);
+    const settings = await connectionSettings(
+      await baseConfig(),
+      'mqtts://user:p%40ss-secret@broker.example:8883',
+      'cameras/cam1/availability',
+      5,
+    );
     assert.ok(!settings.url.includes('secret') && !settings.url.includes('user'), settings.url);
     assert.equal(settings.options.username, 'user');
     assert.equal(settings.options.password, 'p@ss-secret');
@@ -48,12 +60,15 @@ describe('connection settings', () => {
     assert.equal(options.properties?.sessionExpiryInterval, 1234);
     assert.equal(options.clientId, clientIdFor('cam1'));
     assert.match(String(options.clientId), /cam1/);
-    assert.deepEqual({ ...options.will, payload: options.will?.payload.toString() }, {
-      topic: 'cameras/cam1/availability',
-      payload: 'offline',
-      qos: 1,
-      retain: true,
-    });
+    assert.deepEqual(
+      { ...options.will, payload: options.will?.payload.toString() },
+      {
+        topic: 'cameras/cam1/availability',
+        payload: 'offline',
+        qos: 1,
+        retain: true,
+      },
+    );
     assert.equal(options.reconnectOnConnackError, true, 'a refused connection is retried too');
   });
 
@@ -78,12 +93,19 @@ describe('connection settings', () => {
       await writeFile(join(dir, 'ca.pem'), 'CA PEM');
       await writeFile(join(dir, 'cert.pem'), 'CERT PEM');
       await writeFile(join(dir, 'key.pem'), 'KEY PEM');
-      const config = await baseConfig({ mqtt_ca_file: join(dir, 'ca.pem'), mqtt_cert_file: join(dir, 'cert.pem'), mqtt_key_file: join(dir, 'key.pem') });
+      const config = await baseConfig({
+        mqtt_ca_file: join(dir, 'ca.pem'),
+        mqtt_cert_file: join(dir, 'cert.pem'),
+        mqtt_key_file: join(dir, 'key.pem'),
+      });
       const { options } = await connectionSettings(config, 'mqtts://broker.example', 'a');
       assert.equal(String(options.ca), 'CA PEM');
       assert.equal(String(options.cert), 'CERT PEM');
       assert.equal(String(options.key), 'KEY PEM');
-      await assert.rejects(connectionSettings(await baseConfig({ mqtt_ca_file: join(dir, 'missing.pem') }), 'mqtts://broker.example', 'a'), /MQTT_CA_FILE/);
+      await assert.rejects(
+        connectionSettings(await baseConfig({ mqtt_ca_file: join(dir, 'missing.pem') }), 'mqtts://broker.example', 'a'),
+        /MQTT_CA_FILE/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -97,8 +119,14 @@ describe('connection settings', () => {
     assert.equal(waits.at(-1), RECONNECT_MAX_MS);
     for (let i = 1; i < waits.length; i += 1) assert.ok(waits[i]! >= waits[i - 1]!, `not decreasing: ${waits.join(',')}`);
     assert.equal(reconnectDelay(1000, middle), RECONNECT_MAX_MS, 'a long outage stays at the cap');
-    assert.equal(reconnectDelay(3, () => 0), Math.round(8 * RECONNECT_MIN_MS * 0.8));
-    assert.equal(reconnectDelay(3, () => 1), Math.round(8 * RECONNECT_MIN_MS * 1.2));
+    assert.equal(
+      reconnectDelay(3, () => 0),
+      Math.round(8 * RECONNECT_MIN_MS * 0.8),
+    );
+    assert.equal(
+      reconnectDelay(3, () => 1),
+      Math.round(8 * RECONNECT_MIN_MS * 1.2),
+    );
   });
 });
 
@@ -168,7 +196,12 @@ describe('command handler', () => {
 
   test('duplicates of a running command are executed once; every delivery gets the reply', async () => {
     const slow = slowAction();
-    const handler = createCommandHandler({ nodeId: 'cam1', maxCommandBytes: 1024, actions: new Map([['slow', slow.action]]), logger: silentLogger() });
+    const handler = createCommandHandler({
+      nodeId: 'cam1',
+      maxCommandBytes: 1024,
+      actions: new Map([['slow', slow.action]]),
+      logger: silentLogger(),
+    });
     const payload = Buffer.from(JSON.stringify({ id: 'x1', action: 'slow', n: 7 }));
     const first = handler.handle(payload, 'cameras/cam1/cmd');
     const second = handler.handle(payload, 'cameras/all/cmd');
@@ -190,7 +223,12 @@ describe('command handler', () => {
         throw new Error('boom');
       },
     };
-    const handler = createCommandHandler({ nodeId: 'cam1', maxCommandBytes: 1024, actions: new Map([['fail', failing]]), logger: silentLogger() });
+    const handler = createCommandHandler({
+      nodeId: 'cam1',
+      maxCommandBytes: 1024,
+      actions: new Map([['fail', failing]]),
+      logger: silentLogger(),
+    });
     const unknown: Reply = await handler.handle(Buffer.from('{"id":"u1","action":"reboot"}'), 't');
     assert.equal(unknown.error?.code, 'bad_request');
     assert.match(unknown.error?.message ?? '', /reboot.*fail/);
@@ -252,7 +290,9 @@ describe('a node whose network drops (embedded broker behind a relay)', () => {
     const after = await request(client, 'cameras', nodeId, { action: 'list' });
     assert.equal(after['count'], (before['count'] as number) + 1, 'captured exactly once');
     assert.equal(replies.messages.filter((m) => m.json()['id'] === 'while-away').length, 1);
-    const http = (await (await fetch(`${node.httpUrl}/status`)).json()) as { mqtt: { connected: boolean; connects: number; embedded: boolean } };
+    const http = (await (await fetch(`${node.httpUrl}/status`)).json()) as {
+      mqtt: { connected: boolean; connects: number; embedded: boolean };
+    };
     assert.equal(http.mqtt.connected, true);
     assert.equal(http.mqtt.connects, 2);
     assert.equal(http.mqtt.embedded, false);
@@ -262,10 +302,18 @@ describe('a node whose network drops (embedded broker behind a relay)', () => {
   test('an action registered by another part is answered like the built-in ones', async () => {
     const plane = node.node.mqtt!;
     plane.registerAction('echo', {
-      validate: schemas.ajv.compile({ type: 'object', required: ['text'], additionalProperties: false, properties: { text: { type: 'string' } } }),
+      validate: schemas.ajv.compile({
+        type: 'object',
+        required: ['text'],
+        additionalProperties: false,
+        properties: { text: { type: 'string' } },
+      }),
       run: async (params) => ({ echoed: params['text'] }),
     });
-    assert.throws(() => plane.registerAction('capture', { validate: schemas.ajv.compile({}), run: async () => ({}) }), /already registered/);
+    assert.throws(
+      () => plane.registerAction('capture', { validate: schemas.ajv.compile({}), run: async () => ({}) }),
+      /already registered/,
+    );
     const ok = await request(client, 'cameras', nodeId, { action: 'echo', text: 'hello' });
     assert.equal(ok['status'], 'success');
     assert.equal(ok['echoed'], 'hello');
@@ -298,7 +346,10 @@ describe('over WebSockets', () => {
   test('a ws:// broker URL works end to end', async (t) => {
     // `ws` is the WebSocket library mqtt.js itself uses in Node; the test serves aedes with it.
     const ws = (await import('ws' as string).catch(() => null)) as null | {
-      WebSocketServer: new (options: { host: string; port: number }) => {
+      WebSocketServer: new (options: {
+        host: string;
+        port: number;
+      }) => {
         on(event: 'connection', fn: (socket: unknown) => void): void;
         once(event: 'listening', fn: () => void): void;
         address(): { port: number };

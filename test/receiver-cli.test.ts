@@ -17,7 +17,9 @@ function camera(args: string[]) {
   const output = { stdout: '', stderr: '' };
   child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, ...output })));
+  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, ...output })),
+  );
   return { child, output, exited };
 }
 
@@ -25,10 +27,16 @@ const stored = (node: TestNode, filename: string): Promise<Buffer> => readFile(j
 
 /** The `node<TAB>ok|FAILED<TAB>what` lines of a capture, by node. */
 function outcomeLines(stdout: string): Map<string, string[]> {
-  return new Map(stdout.trim().split('\n').filter(Boolean).map((line) => {
-    const [node = '', ...rest] = line.split('\t');
-    return [node, rest];
-  }));
+  return new Map(
+    stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [node = '', ...rest] = line.split('\t');
+        return [node, rest];
+      }),
+  );
 }
 
 describe('camera-node capture, status and watch against the embedded broker', () => {
@@ -90,7 +98,10 @@ describe('camera-node capture, status and watch against the embedded broker', ()
     const run = await camera(['status', '--broker', a.node.mqttUrl!, '--json']).exited;
     assert.equal(run.code, 0, run.stderr);
     const rows = JSON.parse(run.stdout) as Array<{ node: string; availability: string; status: string }>;
-    assert.deepEqual(rows.map((r) => [r.node, r.availability]), [a.config.node_id, b.config.node_id].sort().map((id) => [id, 'online']));
+    assert.deepEqual(
+      rows.map((r) => [r.node, r.availability]),
+      [a.config.node_id, b.config.node_id].sort().map((id) => [id, 'online']),
+    );
     const table = await camera(['status', '--broker', a.node.mqttUrl!]).exited;
     assert.match(table.stdout, new RegExp(`^node\\s+availability.*\\n.*${a.config.node_id}\\s+online`, 'm'));
   });
@@ -102,8 +113,13 @@ describe('camera-node capture, status and watch against the embedded broker', ()
       await waitFor('the watcher ready', () => (watch.output.stderr.includes('watching') ? true : null));
       const client = await connectClient(a.node.mqttUrl!);
       try {
-        await client.publishAsync(`cameras/${b.config.node_id}/cmd`, JSON.stringify({ id: 'w1', action: 'capture', deliver: 'mqtt' }), { qos: 1 });
-        const line = await waitFor('the saved image', () => watch.output.stdout.split('\n').find((l) => l.includes(b.config.node_id)) ?? null);
+        await client.publishAsync(`cameras/${b.config.node_id}/cmd`, JSON.stringify({ id: 'w1', action: 'capture', deliver: 'mqtt' }), {
+          qos: 1,
+        });
+        const line = await waitFor(
+          'the saved image',
+          () => watch.output.stdout.split('\n').find((l) => l.includes(b.config.node_id)) ?? null,
+        );
         const [, node, path] = line.split('\t');
         assert.equal(node, b.config.node_id);
         assert.ok((await readFile(path!)).equals(await stored(b, path!.split('/').at(-1)!)));

@@ -31,7 +31,8 @@ function manual(client: MqttClient, nodeId: string, bytes: Buffer, chunkSize: nu
   return {
     chunks,
     manifest: () => client.publishAsync(`${base}/manifest`, JSON.stringify(manifest), { qos: 1 }),
-    chunk: (index: number, data = bytes.subarray(index * chunkSize, (index + 1) * chunkSize)) => client.publishAsync(`${base}/chunk/${index}`, data, { qos: 1 }),
+    chunk: (index: number, data = bytes.subarray(index * chunkSize, (index + 1) * chunkSize)) =>
+      client.publishAsync(`${base}/chunk/${index}`, data, { qos: 1 }),
   };
 }
 
@@ -75,7 +76,11 @@ describe('receiver', () => {
     await send.manifest();
     for (const index of [4, 0, 3, 3, 1, 4]) await send.chunk(index);
     assert.equal(r.images.length, 0, 'incomplete: nothing is shown');
-    assert.deepEqual((await r.files('shuffle')).filter((f) => !f.startsWith('.')), [], 'only a hidden temp file so far');
+    assert.deepEqual(
+      (await r.files('shuffle')).filter((f) => !f.startsWith('.')),
+      [],
+      'only a hidden temp file so far',
+    );
     await send.chunk(2);
     await send.chunk(0);
     const image = await r.next();
@@ -163,8 +168,14 @@ describe('receiver', () => {
     await send.chunk(1);
     const image = await r.next();
     assert.ok((await readFile(image.path)).equals(source.bytes));
-    assert.ok(r.errors.some((e) => /checksum/.test(e)), r.errors.join('\n'));
-    assert.deepEqual(asks.commands.map((c) => [c['action'], c['chunks']]), [['send', undefined]]);
+    assert.ok(
+      r.errors.some((e) => /checksum/.test(e)),
+      r.errors.join('\n'),
+    );
+    assert.deepEqual(
+      asks.commands.map((c) => [c['action'], c['chunks']]),
+      [['send', undefined]],
+    );
   });
 
   test('a resend another receiver asked for does not start the image over here', async (t) => {

@@ -46,7 +46,12 @@ after(async () => {
 /** A fresh capture dir (not yet created: start() must create it). */
 const newDir = (): string => join(root, `store-${++dirCounter}`, 'images');
 
-async function openStore(dir: string, overrides: Partial<StoreOptions> = {}, logger: Logger = silent, internals: StoreInternals = {}): Promise<ImageStore> {
+async function openStore(
+  dir: string,
+  overrides: Partial<StoreOptions> = {},
+  logger: Logger = silent,
+  internals: StoreInternals = {},
+): Promise<ImageStore> {
   const store = createImageStore({ dir, limitBytes: 1_000_000, minFreeBytes: 0, evictUndelivered: true, ...overrides }, logger, internals);
   await store.start();
   openStores.push(store);
@@ -84,10 +89,19 @@ describe('image names', () => {
       assert.deepEqual(parseImageName(name), { stem: STEM, sequence, takenAt: at(0) });
     }
     fc.assert(
-      fc.property(fc.date({ min: new Date('1900-01-02'), max: new Date('9999-12-30'), noInvalidDate: true }), fc.nat(MAX_SEQUENCE), (date, sequence) => {
-        const parsed = parseImageName(imageName(imageStem(date), sequence));
-        return parsed !== null && parsed.sequence === sequence && parsed.stem === imageStem(date) && imageStem(parsed.takenAt) === imageStem(date);
-      }),
+      fc.property(
+        fc.date({ min: new Date('1900-01-02'), max: new Date('9999-12-30'), noInvalidDate: true }),
+        fc.nat(MAX_SEQUENCE),
+        (date, sequence) => {
+          const parsed = parseImageName(imageName(imageStem(date), sequence));
+          return (
+            parsed !== null &&
+            parsed.sequence === sequence &&
+            parsed.stem === imageStem(date) &&
+            imageStem(parsed.takenAt) === imageStem(date)
+          );
+        },
+      ),
     );
   });
 
@@ -136,7 +150,13 @@ describe('image names', () => {
       assert.throws(() => assertValidImageName(name), isNodeError('invalid_filename'), JSON.stringify(name));
     }
     for (const value of [undefined, null, 42, {}]) assert.equal(isValidImageName(value), false);
-    for (const name of [`${STEM}.dng`, `${STEM}_003.dng`, `${STEM}_042.dng`, 'capture_20240229_235959.dng', 'capture_19700101_000000.dng']) {
+    for (const name of [
+      `${STEM}.dng`,
+      `${STEM}_003.dng`,
+      `${STEM}_042.dng`,
+      'capture_20240229_235959.dng',
+      'capture_19700101_000000.dng',
+    ]) {
       assert.equal(assertValidImageName(name), name);
     }
   });
@@ -150,7 +170,16 @@ describe('image names', () => {
     await writeFile(victim, 'keep me');
     const stateBefore = await readFile(join(dir, STATE_FILE), 'utf8');
 
-    for (const name of ['../victim.dng', `../${image.filename}`, victim, join(dir, image.filename), STATE_FILE, TEMP_DIR, '..', `${image.filename}\0`]) {
+    for (const name of [
+      '../victim.dng',
+      `../${image.filename}`,
+      victim,
+      join(dir, image.filename),
+      STATE_FILE,
+      TEMP_DIR,
+      '..',
+      `${image.filename}\0`,
+    ]) {
       assert.throws(() => store.get(name), isNodeError('invalid_filename'));
       assert.throws(() => store.pathOf(name), isNodeError('invalid_filename'));
       await assert.rejects(store.delete(name), isNodeError('invalid_filename'));
@@ -298,7 +327,10 @@ describe('commit', () => {
 
 describe('reserve', () => {
   /** Three images of 300 bytes, oldest first, in a store limited to 1000 bytes. */
-  async function threeImages(overrides: Partial<StoreOptions> = {}, logger: Logger = silent): Promise<{ store: ImageStore; dir: string; images: ImageInfo[] }> {
+  async function threeImages(
+    overrides: Partial<StoreOptions> = {},
+    logger: Logger = silent,
+  ): Promise<{ store: ImageStore; dir: string; images: ImageInfo[] }> {
     const dir = newDir();
     const store = await openStore(dir, { limitBytes: 1000, ...overrides }, logger);
     const images = [await addImage(store, 300, at(0)), await addImage(store, 300, at(1)), await addImage(store, 300, at(2))];
@@ -350,7 +382,10 @@ describe('reserve', () => {
     const evictions: string[] = [];
     store.on('evicted', (image) => evictions.push(image.filename));
 
-    await assert.rejects(store.reserve(550), (err: unknown) => isNodeError('storage_full')(err) && /undelivered/.test((err as Error).message));
+    await assert.rejects(
+      store.reserve(550),
+      (err: unknown) => isNodeError('storage_full')(err) && /undelivered/.test((err as Error).message),
+    );
     assert.deepEqual(evictions, []);
     for (const image of images) assert.ok(existsSync(join(dir, image.filename)), image.filename);
     assert.equal(store.usage().image_count, 3);
@@ -382,7 +417,9 @@ describe('reserve', () => {
   test('evicts for the free-disk margin when the limit alone would fit', async () => {
     let diskFree = 10_000;
     const dir = newDir();
-    const store = await openStore(dir, { limitBytes: 1_000_000, minFreeBytes: 1000 }, silent, { diskFreeBytes: () => Promise.resolve(diskFree) });
+    const store = await openStore(dir, { limitBytes: 1_000_000, minFreeBytes: 1000 }, silent, {
+      diskFreeBytes: () => Promise.resolve(diskFree),
+    });
     const images = [await addImage(store, 100, at(0)), await addImage(store, 100, at(1)), await addImage(store, 100, at(2))];
     assert.equal(store.usage().disk_free_bytes, 10_000);
     const evictions: Array<[string, string]> = [];
@@ -472,7 +509,8 @@ describe('delivery marks', () => {
     const store = await openStore(newDir());
     const image = await addImage(store, 10, at(0));
     await assert.rejects(store.markDelivered(`${STEM}_005.dng`, 'mqtt'), isNodeError('not_found'));
-    for (const channel of ['', 'MQTT', 'a/b', 'x'.repeat(100)]) await assert.rejects(store.markDelivered(image.filename, channel), isNodeError('bad_request'));
+    for (const channel of ['', 'MQTT', 'a/b', 'x'.repeat(100)])
+      await assert.rejects(store.markDelivered(image.filename, channel), isNodeError('bad_request'));
     assert.deepEqual(store.get(image.filename).delivered, []);
   });
 
@@ -500,7 +538,10 @@ describe('delivery marks', () => {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, `${STEM}.dng`), 'x');
     const gone = 'capture_20261125_101459.dng';
-    await writeFile(join(dir, STATE_FILE), JSON.stringify({ version: 1, delivered: { [`${STEM}.dng`]: ['http'], [gone]: ['mqtt'], '../x': ['mqtt'] } }));
+    await writeFile(
+      join(dir, STATE_FILE),
+      JSON.stringify({ version: 1, delivered: { [`${STEM}.dng`]: ['http'], [gone]: ['mqtt'], '../x': ['mqtt'] } }),
+    );
     const store = await openStore(dir);
     assert.deepEqual(store.get(`${STEM}.dng`).delivered, ['http']);
     assert.deepEqual(await readState(dir), { version: 1, delivered: { [`${STEM}.dng`]: ['http'] } });
@@ -529,11 +570,16 @@ describe('delivery marks', () => {
     const remaining = store.list();
     assert.ok(!names(remaining).includes(third.filename));
     for (const image of evicted) assert.ok(!existsSync(join(dir, image.filename)));
-    const expected = Object.fromEntries(remaining.filter((image) => image.delivered.length > 0).map((image) => [image.filename, image.delivered]));
+    const expected = Object.fromEntries(
+      remaining.filter((image) => image.delivered.length > 0).map((image) => [image.filename, image.delivered]),
+    );
     assert.deepEqual(await readState(dir), { version: 1, delivered: expected });
     assert.ok(store.usage().used_bytes + 300 <= 1000);
     assert.equal(store.usage().used_bytes, remaining.length * 100);
-    assert.ok(names(remaining).includes(first.filename) && names(remaining).includes(second.filename), 'undelivered images are evicted last');
+    assert.ok(
+      names(remaining).includes(first.filename) && names(remaining).includes(second.filename),
+      'undelivered images are evicted last',
+    );
   });
 });
 

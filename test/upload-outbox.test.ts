@@ -60,7 +60,10 @@ async function storeWithImage(dir: string): Promise<{ store: ImageStore; filenam
 
 function outbox(dir: string, store: ImageStore, url: string, overrides: Partial<UploadOutboxOptions> = {}) {
   const events = new EventBus(silent);
-  const seen: { delivered: Array<NodeEventMap['delivered']>; failed: Array<NodeEventMap['delivery_failed']> } = { delivered: [], failed: [] };
+  const seen: { delivered: Array<NodeEventMap['delivered']>; failed: Array<NodeEventMap['delivery_failed']> } = {
+    delivered: [],
+    failed: [],
+  };
   events.on('test', 'delivered', (event) => void seen.delivered.push(event));
   events.on('test', 'delivery_failed', (event) => void seen.failed.push(event));
   const box = createUploadOutbox({
@@ -186,9 +189,18 @@ describe('upload outbox', () => {
       await accepting.close();
       await rm(dir, { recursive: true, force: true });
     });
-    const env = { NODE_ID: 'outbox-node', CAPTURE_DIR: join(dir, 'images'), LOG_DIR: join(dir, 'logs'), MQTT_ENABLED: 'false', MIN_FREE_DISK_MB: '0', UPLOAD_METHOD: 'PUT' };
+    const env = {
+      NODE_ID: 'outbox-node',
+      CAPTURE_DIR: join(dir, 'images'),
+      LOG_DIR: join(dir, 'logs'),
+      MQTT_ENABLED: 'false',
+      MIN_FREE_DISK_MB: '0',
+      UPLOAD_METHOD: 'PUT',
+    };
     const first = await spawnDaemon({ ...env, UPLOAD_URL: stalled.url });
-    const captured = (await (await fetch(`${first.httpUrl}/capture?deliver=http`, { method: 'POST' })).json()) as { file_info: { filename: string } };
+    const captured = (await (await fetch(`${first.httpUrl}/capture?deliver=http`, { method: 'POST' })).json()) as {
+      file_info: { filename: string };
+    };
     await waitFor('the upload in flight', () => (stalled.received.length > 0 ? true : null));
     first.child.kill('SIGKILL');
     await first.exited;

@@ -33,7 +33,10 @@ export function appErrorMessage(stderr: string): string | null {
 export function lastErrorLine(stderr: string): string | null {
   const error = appErrorMessage(stderr);
   if (error !== null) return error;
-  const lines = stderr.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
+  const lines = stderr
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0);
   const last = lines.at(-1);
   return last === undefined ? null : bounded(last, MAX_MESSAGE_CHARS);
 }

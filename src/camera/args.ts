@@ -96,10 +96,14 @@ export function coldCaptureArgs(input: ColdCaptureArgsInput): string[] {
     '-n',
     ...(immediate ? ['--immediate'] : ['-t', String(VIEWFINDER_MS)]),
     '-r',
-    '-o', outputFormat(paths.jpegPath),
-    '--thumb', THUMBNAIL,
-    '--metadata', paths.metadataPath,
-    '--camera', String(input.cameraIndex),
+    '-o',
+    outputFormat(paths.jpegPath),
+    '--thumb',
+    THUMBNAIL,
+    '--metadata',
+    paths.metadataPath,
+    '--camera',
+    String(input.cameraIndex),
     ...settingArgs(input.settings),
   ];
 }

@@ -95,8 +95,10 @@ export async function resolveBackend(setting: CameraBackendSetting, options: Res
 
   if (options.command) {
     if (!isAbsolute(options.command)) throw new CameraBackendError(`camera command must be an absolute path: ${options.command}`);
-    if (!(await isExecutableFile(options.command))) throw new CameraBackendError(`camera command is not an executable file: ${options.command}`);
-    const named: 'rpicam' | 'libcamera' = setting === 'auto' ? (basename(options.command).includes('libcamera') ? 'libcamera' : 'rpicam') : setting;
+    if (!(await isExecutableFile(options.command)))
+      throw new CameraBackendError(`camera command is not an executable file: ${options.command}`);
+    const named: 'rpicam' | 'libcamera' =
+      setting === 'auto' ? (basename(options.command).includes('libcamera') ? 'libcamera' : 'rpicam') : setting;
     return appInvocation(named, options.command);
   }
 

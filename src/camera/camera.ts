@@ -82,7 +82,6 @@ export function createCamera(options: CameraOptions): Camera {
   // The chain of camera-process runs (probes and captures), one after the other.
   const runs = createSerialRunner();
 
-
   function backend(): Promise<AppInvocation> {
     invocation ??= resolveBackend(options.backend, {
       ...(options.command ? { command: options.command } : {}),
@@ -129,35 +128,64 @@ export function createCamera(options: CameraOptions): Camera {
   /** The NodeError a capture that did not produce a DNG ends with, and whether the camera is gone. */
   function captureFailure(result: AppResult, signal: AbortSignal): { error: NodeError; cameraFault: boolean; disconnected: boolean } {
     if (result.isCanceled) {
-      if (lifetime.signal.aborted) return { error: new NodeError('shutting_down', 'capture aborted: the camera is stopping'), cameraFault: false, disconnected: false };
+      if (lifetime.signal.aborted)
+        return {
+          error: new NodeError('shutting_down', 'capture aborted: the camera is stopping'),
+          cameraFault: false,
+          disconnected: false,
+        };
       const reason: unknown = signal.reason;
       const error = reason instanceof NodeError ? reason : new NodeError('camera_failed', 'capture aborted');
       return { error, cameraFault: false, disconnected: false };
     }
     if (result.timedOut) {
-      return { error: new NodeError('camera_timeout', `capture exceeded ${options.captureTimeoutMs} ms; killed`), cameraFault: true, disconnected: false };
+      return {
+        error: new NodeError('camera_timeout', `capture exceeded ${options.captureTimeoutMs} ms; killed`),
+        cameraFault: true,
+        disconnected: false,
+      };
     }
     const spawnError = spawnFailure(result);
     if (spawnError !== null) return { error: new NodeError('camera_failed', spawnError), cameraFault: true, disconnected: false };
     if (result.isMaxBuffer) {
-      return { error: new NodeError('camera_failed', 'camera app output exceeded its limit; killed'), cameraFault: true, disconnected: false };
+      return {
+        error: new NodeError('camera_failed', 'camera app output exceeded its limit; killed'),
+        cameraFault: true,
+        disconnected: false,
+      };
     }
     const message = lastErrorLine(result.stderr);
     if (result.exitCode === 255 && isNoCameraError(message)) {
-      return { error: new NodeError('camera_unavailable', 'no camera connected (camera app: no cameras available)'), cameraFault: true, disconnected: true };
+      return {
+        error: new NodeError('camera_unavailable', 'no camera connected (camera app: no cameras available)'),
+        cameraFault: true,
+        disconnected: true,
+      };
     }
-    return { error: new NodeError('camera_failed', `capture failed: ${describeAppFailure(result)}`), cameraFault: true, disconnected: false };
+    return {
+      error: new NodeError('camera_failed', `capture failed: ${describeAppFailure(result)}`),
+      cameraFault: true,
+      disconnected: false,
+    };
   }
 
   async function runCapture(app: AppInvocation, request: CaptureRequest, signal: AbortSignal): Promise<CaptureOutput> {
     if (lifetime.signal.aborted) throw new NodeError('shutting_down', 'the camera is stopping');
-    if (signal.aborted) throw signal.reason instanceof NodeError ? signal.reason : new NodeError('camera_failed', 'capture aborted before it started');
+    if (signal.aborted)
+      throw signal.reason instanceof NodeError ? signal.reason : new NodeError('camera_failed', 'capture aborted before it started');
     // Absolute, so no path handed to the app can begin with `-`.
     const paths = capturePaths(resolve(request.outputBase));
     if (Buffer.byteLength(outputFormat(paths.jpegPath)) > MAX_OUTPUT_PATH_BYTES) {
-      throw new NodeError('camera_failed', `output path too long for the camera app (over ${MAX_OUTPUT_PATH_BYTES} bytes)`, { details: { path: paths.jpegPath } });
+      throw new NodeError('camera_failed', `output path too long for the camera app (over ${MAX_OUTPUT_PATH_BYTES} bytes)`, {
+        details: { path: paths.jpegPath },
+      });
     }
-    const args = coldCaptureArgs({ outputBase: resolve(request.outputBase), settings: request.settings, immediate: options.immediate, cameraIndex: options.cameraIndex });
+    const args = coldCaptureArgs({
+      outputBase: resolve(request.outputBase),
+      settings: request.settings,
+      immediate: options.immediate,
+      cameraIndex: options.cameraIndex,
+    });
     if (request.at !== undefined) {
       // A scheduled capture: the app is started at that instant (its own start cost comes after).
       await waitUntil(request.at, signal).catch(() => {
@@ -176,9 +204,22 @@ export function createCamera(options: CameraOptions): Camera {
       if (result.exitCode !== 0 || dngBytes === null || dngBytes === 0) {
         const failure =
           result.exitCode === 0
-            ? { error: new NodeError('camera_failed', `capture failed: the camera app exited 0 but wrote ${dngBytes === 0 ? 'an empty' : 'no'} DNG`), cameraFault: true, disconnected: false }
+            ? {
+                error: new NodeError(
+                  'camera_failed',
+                  `capture failed: the camera app exited 0 but wrote ${dngBytes === 0 ? 'an empty' : 'no'} DNG`,
+                ),
+                cameraFault: true,
+                disconnected: false,
+              }
             : captureFailure(result, signal);
-        const fields = { code: failure.error.code, exit_code: result.exitCode, signal: result.signal, duration_ms: Date.now() - triggeredAt, stderr: stderrTail(result.stderr) };
+        const fields = {
+          code: failure.error.code,
+          exit_code: result.exitCode,
+          signal: result.signal,
+          duration_ms: Date.now() - triggeredAt,
+          stderr: stderrTail(result.stderr),
+        };
         if (failure.cameraFault) {
           logger.error(fields, 'capture failed');
           state.recordFailure(failure.error.message, failure.disconnected);
@@ -191,7 +232,10 @@ export function createCamera(options: CameraOptions): Camera {
       const jpegBytes = await fileSize(paths.jpegPath);
       const metadata = await readMetadata(paths.metadataPath);
       const completedAt = Date.now();
-      logger.info({ duration_ms: completedAt - triggeredAt, dng_bytes: dngBytes, jpeg_bytes: jpegBytes, metadata: metadata !== null }, 'capture done');
+      logger.info(
+        { duration_ms: completedAt - triggeredAt, dng_bytes: dngBytes, jpeg_bytes: jpegBytes, metadata: metadata !== null },
+        'capture done',
+      );
       state.recordSuccess();
       // A DNG proves the camera is there; let a probe fill in which one if the last check said otherwise.
       if (!state.info().connected) reprobeSoon('capture worked while marked disconnected');

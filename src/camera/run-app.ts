@@ -28,7 +28,9 @@ const RUN_OPTIONS = {
   killSignal: 'SIGTERM',
 } as const;
 
-export type AppResult = Result<typeof RUN_OPTIONS & { timeout: number; cancelSignal: AbortSignal; forceKillAfterDelay: number; env: Record<string, string> }>;
+export type AppResult = Result<
+  typeof RUN_OPTIONS & { timeout: number; cancelSignal: AbortSignal; forceKillAfterDelay: number; env: Record<string, string> }
+>;
 
 /**
  * Runs the camera app once and resolves when the process is gone, whatever happened (never rejects:
@@ -52,10 +54,7 @@ export function spawnFailure(result: AppResult): string | null {
   return code ? `could not run the camera app (${code})` : null;
 }
 
-export type ProbeOutcome =
-  | { kind: 'cameras'; cameras: CameraDescriptor[] }
-  | { kind: 'failed'; error: string }
-  | { kind: 'canceled' };
+export type ProbeOutcome = { kind: 'cameras'; cameras: CameraDescriptor[] } | { kind: 'failed'; error: string } | { kind: 'canceled' };
 
 /**
  * Runs `--list-cameras` and reads the answer. The app exits 0 with or without cameras, so stdout

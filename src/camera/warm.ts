@@ -74,7 +74,6 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     retiring = Promise.all([retiring, which.stop({ stuck })]);
   }
 
-
   function info(): CameraInfo {
     const base = cold.info();
     return { ...base, mode: active, last_error: warmError ?? base.last_error };
@@ -179,13 +178,15 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     if (restartTimer) clearTimeout(restartTimer);
     restartTimer = setTimeout(() => {
       restartTimer = null;
-      runs.run(async () => {
-        await retiring;
-        if (app || active === 'cold' || lifetime.signal.aborted) return;
-        const next = launch(appSettings);
-        await becomeReady(next, lifetime.signal);
-        logger.info({ pid: next.pid }, 'warm camera app restarted');
-      }).catch(() => undefined); // a failed restart is handled by handleExit
+      runs
+        .run(async () => {
+          await retiring;
+          if (app || active === 'cold' || lifetime.signal.aborted) return;
+          const next = launch(appSettings);
+          await becomeReady(next, lifetime.signal);
+          logger.info({ pid: next.pid }, 'warm camera app restarted');
+        })
+        .catch(() => undefined); // a failed restart is handled by handleExit
     }, delayMs);
   }
 
@@ -206,24 +207,26 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     if (retryWarmAfterMs <= 0 || lifetime.signal.aborted) return;
     retryTimer = setTimeout(() => {
       retryTimer = null;
-      runs.run(async () => {
-        if (active === 'warm' || lifetime.signal.aborted) return;
-        await retiring;
-        const next = launch(appSettings);
-        try {
-          await becomeReady(next, lifetime.signal);
-        } catch (err) {
-          if (app === next) app = null;
-          await next.stop();
-          logger.warn({ err }, 'the warm camera app still cannot start; staying with cold captures');
-          armRetry();
-          return;
-        }
-        failures = [];
-        active = 'warm';
-        logger.info({ pid: next.pid }, 'warm camera app running again; back to warm captures');
-        setWarmError(null);
-      }).catch((err: unknown) => logger.error({ err }, 'warm camera retry failed'));
+      runs
+        .run(async () => {
+          if (active === 'warm' || lifetime.signal.aborted) return;
+          await retiring;
+          const next = launch(appSettings);
+          try {
+            await becomeReady(next, lifetime.signal);
+          } catch (err) {
+            if (app === next) app = null;
+            await next.stop();
+            logger.warn({ err }, 'the warm camera app still cannot start; staying with cold captures');
+            armRetry();
+            return;
+          }
+          failures = [];
+          active = 'warm';
+          logger.info({ pid: next.pid }, 'warm camera app running again; back to warm captures');
+          setWarmError(null);
+        })
+        .catch((err: unknown) => logger.error({ err }, 'warm camera retry failed'));
     }, retryWarmAfterMs);
     retryTimer.unref();
   }

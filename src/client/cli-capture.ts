@@ -60,7 +60,11 @@ function announcedFiles(reply: Record<string, unknown>): string[] {
   return typeof single === 'string' ? [single] : [];
 }
 
-function buildCommand(id: string, values: Record<string, string | boolean | string[] | undefined>, deliver: string | undefined): Record<string, unknown> {
+function buildCommand(
+  id: string,
+  values: Record<string, string | boolean | string[] | undefined>,
+  deliver: string | undefined,
+): Record<string, unknown> {
   const command: Record<string, unknown> = { id, action: 'capture' };
   if (deliver) command['deliver'] = deliver;
   if (typeof values['at'] === 'string') {
@@ -70,7 +74,12 @@ function buildCommand(id: string, values: Record<string, string | boolean | stri
       throw new UsageError(`--at: ${(err as Error).message}`);
     }
   }
-  for (const [flag, key] of [['count', 'count'], ['interval-ms', 'interval_ms'], ['shutter-us', 'shutter_us'], ['gain', 'gain']] as const) {
+  for (const [flag, key] of [
+    ['count', 'count'],
+    ['interval-ms', 'interval_ms'],
+    ['shutter-us', 'shutter_us'],
+    ['gain', 'gain'],
+  ] as const) {
     const text = values[flag];
     if (typeof text !== 'string') continue;
     const value = Number(text);
@@ -101,7 +110,8 @@ export async function runCapture(argv: string[]): Promise<number> {
   const chosen = Number(Boolean(values.node?.length)) + Number(Boolean(values.all)) + Number(Boolean(values.group));
   if (chosen !== 1) throw new UsageError('choose the nodes with exactly one of --node, --all or --group');
   const deliver = values.deliver ?? (values.out ? 'mqtt' : undefined);
-  if (deliver !== undefined && !['mqtt', 'http', 'none'].includes(deliver)) throw new UsageError(`--deliver must be mqtt, http or none, not '${deliver}'`);
+  if (deliver !== undefined && !['mqtt', 'http', 'none'].includes(deliver))
+    throw new UsageError(`--deliver must be mqtt, http or none, not '${deliver}'`);
   if (deliver === 'mqtt' && !values.out) throw new UsageError('--deliver mqtt needs --out DIR to save the images in');
   const receiving = deliver === 'mqtt';
   const timeoutS = Number(values.timeout);
@@ -118,7 +128,8 @@ export async function runCapture(argv: string[]): Promise<number> {
     const { topics, nodes } = await selectNodes(client, prefix, values);
     if (nodes.length === 0) throw new UsageError('no node is online for that selection');
     for (const nodeId of nodes) outcomes.set(nodeId, { nodeId, reply: null, images: new Map() });
-    const nodeDone = (o: Outcome): boolean => o.reply !== null && (!receiving || announcedFiles(o.reply).every((name) => o.images.has(name)));
+    const nodeDone = (o: Outcome): boolean =>
+      o.reply !== null && (!receiving || announcedFiles(o.reply).every((name) => o.images.has(name)));
     let finished!: () => void;
     const done = new Promise<void>((resolveDone) => {
       finished = resolveDone;
@@ -135,7 +146,9 @@ export async function runCapture(argv: string[]): Promise<number> {
         nodes,
         onImage: (image) => {
           outcomes.get(image.nodeId)?.images.set(image.filename, image);
-          process.stderr.write(`${progressLines ? '\x1b[2K' : ''}${image.nodeId}: saved ${image.path} (${image.size} bytes, sha256 verified)\n`);
+          process.stderr.write(
+            `${progressLines ? '\x1b[2K' : ''}${image.nodeId}: saved ${image.path} (${image.size} bytes, sha256 verified)\n`,
+          );
           check();
         },
         onProgress: ({ nodeId, filename, received, chunks }) => {

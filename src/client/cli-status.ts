@@ -69,7 +69,12 @@ export async function fleetStatus(client: MqttClient, prefix: string): Promise<F
 export function formatTable(rows: FleetRow[]): string {
   const cells = [COLUMNS.map(String), ...rows.map((r) => COLUMNS.map((key) => String(r[key])))];
   const widths = COLUMNS.map((_, i) => Math.max(...cells.map((c) => (c[i] ?? '').length)));
-  const lines = cells.map((line) => line.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
+  const lines = cells.map((line) =>
+    line
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
   if (rows.length === 0) lines.push('(no node has published under this prefix)');
   return `${lines.join('\n')}\n`;
 }

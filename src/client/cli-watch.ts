@@ -23,7 +23,8 @@ export async function runWatch(argv: string[], signal?: AbortSignal): Promise<nu
     prefix,
     outDir: resolve(values.out),
     ...(values.node?.length ? { nodes: values.node } : {}),
-    onImage: (image) => process.stdout.write(`${new Date().toISOString()}\t${image.nodeId}\t${image.path}\t${image.size}\t${image.sha256}\n`),
+    onImage: (image) =>
+      process.stdout.write(`${new Date().toISOString()}\t${image.nodeId}\t${image.path}\t${image.size}\t${image.sha256}\n`),
     onError: ({ nodeId, filename, message }) => process.stderr.write(`${nodeId}: ${filename}: ${message}\n`),
   });
   let stop = (): void => undefined;

@@ -97,7 +97,9 @@ export function createReceiver(options: ReceiverOptions) {
 
   const fail = (nodeId: string, filename: string, message: string): void => options.onError?.({ nodeId, filename, message });
   const sendCommand = (nodeId: string, command: Record<string, unknown>): Promise<unknown> =>
-    client.publishAsync(`${prefix}/${nodeId}/cmd`, JSON.stringify({ id: `resend-${randomUUID()}`, action: 'send', ...command }), { qos: 1 }).catch(() => undefined);
+    client
+      .publishAsync(`${prefix}/${nodeId}/cmd`, JSON.stringify({ id: `resend-${randomUUID()}`, action: 'send', ...command }), { qos: 1 })
+      .catch(() => undefined);
 
   function forgetEarly(key: string): void {
     for (const chunk of early.get(key) ?? []) earlyBytes -= chunk.data.length;
@@ -176,8 +178,14 @@ export function createReceiver(options: ReceiverOptions) {
       })
       .finally(() => transfer.writes.delete(write));
     transfer.writes.add(write);
-    options.onProgress?.({ nodeId: transfer.nodeId, filename: manifest.filename, received: transfer.received.size, chunks: manifest.chunks });
-    if (transfer.received.size === manifest.chunks) void finish(key, transfer).catch((err: Error) => fail(transfer.nodeId, manifest.filename, err.message));
+    options.onProgress?.({
+      nodeId: transfer.nodeId,
+      filename: manifest.filename,
+      received: transfer.received.size,
+      chunks: manifest.chunks,
+    });
+    if (transfer.received.size === manifest.chunks)
+      void finish(key, transfer).catch((err: Error) => fail(transfer.nodeId, manifest.filename, err.message));
     else armTimer(key, transfer);
     return write;
   }
@@ -189,9 +197,11 @@ export function createReceiver(options: ReceiverOptions) {
     } catch {
       return fail(nodeId, filename, 'manifest is not JSON');
     }
-    if (!validManifest(manifest) || manifest.filename !== filename || manifest.node_id !== nodeId) return fail(nodeId, filename, 'invalid manifest');
+    if (!validManifest(manifest) || manifest.filename !== filename || manifest.node_id !== nodeId)
+      return fail(nodeId, filename, 'invalid manifest');
     if (manifest.size > maxBytes) return fail(nodeId, filename, `image of ${manifest.size} bytes is over the limit`);
-    if (manifest.chunks !== Math.ceil(manifest.size / manifest.chunk_size)) return fail(nodeId, filename, 'manifest chunk count does not match its size');
+    if (manifest.chunks !== Math.ceil(manifest.size / manifest.chunk_size))
+      return fail(nodeId, filename, 'manifest chunk count does not match its size');
     if (completed.get(key)?.transferId === manifest.transfer_id) return;
     const current = transfers.get(key);
     // The chunks of a resend fill in a transfer being received: keep what arrived.
@@ -207,7 +217,17 @@ export function createReceiver(options: ReceiverOptions) {
     await mkdir(dir, { recursive: true });
     const tempPath = join(dir, `.${filename}.${randomUUID()}.part`);
     const handle = await open(tempPath, 'w');
-    const transfer: Transfer = { nodeId, manifest, tempPath, handle, received: new Set(), writes: new Set(), resends: 0, timer: null, finishing: false };
+    const transfer: Transfer = {
+      nodeId,
+      manifest,
+      tempPath,
+      handle,
+      received: new Set(),
+      writes: new Set(),
+      resends: 0,
+      timer: null,
+      finishing: false,
+    };
     if (stopped) return void (await drop(key, transfer));
     transfers.set(key, transfer);
     if (manifest.chunks === 0) return finish(key, transfer);
@@ -265,7 +285,12 @@ export function createReceiver(options: ReceiverOptions) {
     },
     /** Images being received now. */
     inProgress(): ReceiverProgress[] {
-      return [...transfers.values()].map((t) => ({ nodeId: t.nodeId, filename: t.manifest.filename, received: t.received.size, chunks: t.manifest.chunks }));
+      return [...transfers.values()].map((t) => ({
+        nodeId: t.nodeId,
+        filename: t.manifest.filename,
+        received: t.received.size,
+        chunks: t.manifest.chunks,
+      }));
     },
     async stop(): Promise<void> {
       stopped = true;

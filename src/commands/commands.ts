@@ -44,15 +44,17 @@ export function createCommands(options: CommandsOptions): Commands {
     if (options.isStopping()) throw new NodeError('shutting_down', 'the node is shutting down');
     const started = Date.now();
     const evicted = await store.reserve(camera.expectedDngBytes());
-    const output = await camera.capture({ outputBase: store.tempBase(), settings: params, signal, ...(at === undefined ? {} : { at }) }).catch(async (err: unknown) => {
-      // The camera app only says it could not write; a disk that filled up during the capture is a
-      // storage problem (507), whatever words the app found for it.
-      const error = toNodeError(err);
-      if (error.code === 'camera_failed' && !(await store.hasDiskRoom(camera.expectedDngBytes()))) {
-        throw new NodeError('storage_full', `the disk filled up during the capture: ${error.message}`, { cause: err });
-      }
-      throw err;
-    });
+    const output = await camera
+      .capture({ outputBase: store.tempBase(), settings: params, signal, ...(at === undefined ? {} : { at }) })
+      .catch(async (err: unknown) => {
+        // The camera app only says it could not write; a disk that filled up during the capture is a
+        // storage problem (507), whatever words the app found for it.
+        const error = toNodeError(err);
+        if (error.code === 'camera_failed' && !(await store.hasDiskRoom(camera.expectedDngBytes()))) {
+          throw new NodeError('storage_full', `the disk filled up during the capture: ${error.message}`, { cause: err });
+        }
+        throw err;
+      });
     const sidecars = [output.jpegPath, `${output.dngPath.slice(0, -'.dng'.length)}.json`].filter((p): p is string => p !== null);
     try {
       const preview = output.jpegPath ? await readPreview(output.jpegPath) : null;
@@ -60,7 +62,10 @@ export function createCommands(options: CommandsOptions): Commands {
       const duration_ms = Date.now() - started;
       counters.total++;
       counters.last_at = image.created;
-      logger.info({ filename: image.filename, size: image.size, duration_ms, source: context.source, request_id: context.requestId }, 'captured');
+      logger.info(
+        { filename: image.filename, size: image.size, duration_ms, source: context.source, request_id: context.requestId },
+        'captured',
+      );
       events.emit('captured', {
         image,
         duration_ms,
@@ -101,7 +106,11 @@ export function createCommands(options: CommandsOptions): Commands {
     // A refused request (busy, stopping) is not a camera failure worth an event for every retry.
     if (error.code !== 'busy') {
       logger.warn({ err: error, code: error.code, source: context.source, request_id: context.requestId }, 'capture failed');
-      events.emit('capture_failed', { code: error.code, message: error.message, ...(context.requestId ? { request_id: context.requestId } : {}) });
+      events.emit('capture_failed', {
+        code: error.code,
+        message: error.message,
+        ...(context.requestId ? { request_id: context.requestId } : {}),
+      });
     }
   }
 
@@ -111,7 +120,10 @@ export function createCommands(options: CommandsOptions): Commands {
       const plan = planCapture(params, options.scheduler.limits, preciseNow());
       const deliver = params.deliver ?? options.defaultDeliver;
       if (deliver !== 'none' && !options.deliveryChannels.has(deliver)) {
-        throw new NodeError('bad_request', deliver === 'http' ? 'deliver=http needs UPLOAD_URL to be set' : 'deliver=mqtt needs MQTT to be enabled');
+        throw new NodeError(
+          'bad_request',
+          deliver === 'http' ? 'deliver=http needs UPLOAD_URL to be set' : 'deliver=mqtt needs MQTT to be enabled',
+        );
       }
       try {
         return await runCapturePlan(plan, {

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { extractExifThumbnail } from '../camera/thumbnail.js';
 
 /** An APP1 (EXIF) segment is at most 64 KiB and sits right after SOI, so this much always holds it. */
@@ -9,7 +9,7 @@ const EXIF_WINDOW_BYTES = 66 * 1024;
  * the first 66 KiB is all it costs: a Pi Zero never decodes the 12 MP image.
  */
 export async function readPreview(jpegPath: string): Promise<Buffer | null> {
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(jpegPath, 'r');
   } catch {

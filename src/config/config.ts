@@ -90,7 +90,11 @@ export const flagName = (key: string): string => `--${key.replaceAll('_', '-')}`
  * what Pi owners already set per device, so derive the id from it.
  */
 export function defaultNodeId(host = hostname()): string {
-  const cleaned = host.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[-_]+|-+$/g, '').slice(0, 64);
+  const cleaned = host
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^[-_]+|-+$/g, '')
+    .slice(0, 64);
   return cleaned.length > 0 && cleaned !== 'all' && cleaned !== 'group' ? cleaned : 'camera-node';
 }
 
@@ -121,11 +125,15 @@ function fromText(key: string, text: string, property: PropertySchema): unknown 
       } catch {
         value = null;
       }
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`invalid ${key}: (expected a JSON object)`);
+      if (value === null || typeof value !== 'object' || Array.isArray(value))
+        throw new ConfigError(`invalid ${key}: (expected a JSON object)`);
       return value;
     }
     case 'array':
-      return text.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+      return text
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item.length > 0);
     default:
       return text;
   }

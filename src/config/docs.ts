@@ -25,7 +25,9 @@ function shownDefault(key: string, value: unknown): string {
  */
 export function configTable(): string {
   const rows = Object.entries(configProperties()).map(([key, property]) => {
-    const description = String(property['description'] ?? '').replaceAll('|', '\\|').replaceAll('\n', ' ');
+    const description = String(property['description'] ?? '')
+      .replaceAll('|', '\\|')
+      .replaceAll('\n', ' ');
     return `| \`${envName(key)}\` | ${shownDefault(key, property['default'])} | ${description} |`;
   });
   return [TABLE_START, '| variable | default | meaning |', '| --- | --- | --- |', ...rows, TABLE_END].join('\n');

@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { IClientPublishOptions } from 'mqtt';
 import { NodeError } from '../errors.js';
-import { brokerMaxPacketSize, chunkSizeFor, DNG_CONTENT_TYPE, hashHandle, imageTopics, type FileDigest, type Manifest } from './manifest.js';
+import {
+  brokerMaxPacketSize,
+  chunkSizeFor,
+  DNG_CONTENT_TYPE,
+  hashHandle,
+  imageTopics,
+  type FileDigest,
+  type Manifest,
+} from './manifest.js';
 
 /** All the publisher needs of an mqtt.js client (an `MqttClient` fits). */
 export interface ChunkPublisher {
@@ -57,7 +65,8 @@ function wantedChunks(only: readonly number[] | undefined, chunks: number): numb
   if (!only) return Array.from({ length: chunks }, (_, i) => i);
   const wanted = [...new Set(only)].sort((a, b) => a - b);
   const outside = wanted.find((index) => !Number.isInteger(index) || index < 0 || index >= chunks);
-  if (outside !== undefined) throw new NodeError('bad_request', `chunk ${outside} does not exist (the image has ${chunks} chunks)`, { details: { chunks } });
+  if (outside !== undefined)
+    throw new NodeError('bad_request', `chunk ${outside} does not exist (the image has ${chunks} chunks)`, { details: { chunks } });
   return wanted;
 }
 
@@ -129,7 +138,8 @@ export async function publishImage(options: PublishImageOptions): Promise<Manife
       inFlight.add(publish);
     }
     await unlessAborted(Promise.all(inFlight), signal);
-    if (failure) throw new NodeError('delivery_failed', `publishing ${image.filename} failed: ${(failure as Error).message}`, { cause: failure });
+    if (failure)
+      throw new NodeError('delivery_failed', `publishing ${image.filename} failed: ${(failure as Error).message}`, { cause: failure });
     return manifest;
   } finally {
     await handle.close();

@@ -82,7 +82,10 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
     if (!job.only) await store.markDelivered(info.filename, 'mqtt');
     counts.delivered += 1;
     counts.lastDeliveredAt = new Date().toISOString();
-    logger.info({ filename: info.filename, size: manifest.size, chunks: job.only?.length ?? manifest.chunks, ms: Date.now() - started }, 'image sent over MQTT');
+    logger.info(
+      { filename: info.filename, size: manifest.size, chunks: job.only?.length ?? manifest.chunks, ms: Date.now() - started },
+      'image sent over MQTT',
+    );
     events.emit('delivered', { filename: info.filename, channel: 'mqtt', request_id: job.requestId });
     return manifest;
   }
@@ -108,8 +111,17 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
         counts.failed += 1;
         counts.lastError = `${error.code}: ${error.message}`;
         if (error.code === 'not_found' || error.code === 'shutting_down') forget(job);
-        logger.warn({ filename: job.filename, code: error.code, err: error.message }, 'image not sent over MQTT; retried after the next connect');
-        events.emit('delivery_failed', { filename: job.filename, channel: 'mqtt', code: error.code, message: error.message, request_id: job.requestId });
+        logger.warn(
+          { filename: job.filename, code: error.code, err: error.message },
+          'image not sent over MQTT; retried after the next connect',
+        );
+        events.emit('delivery_failed', {
+          filename: job.filename,
+          channel: 'mqtt',
+          code: error.code,
+          message: error.message,
+          request_id: job.requestId,
+        });
       },
     );
   }
@@ -127,7 +139,13 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
             requestId: context.requestId ?? null,
             ...(Array.isArray(params['chunks']) ? { only: params['chunks'] as number[] } : {}),
           });
-          return { filename: manifest.filename, size: manifest.size, sha256: manifest.sha256, chunks: manifest.chunks, sent: manifest.resend ?? manifest.chunks };
+          return {
+            filename: manifest.filename,
+            size: manifest.size,
+            sha256: manifest.sha256,
+            chunks: manifest.chunks,
+            sent: manifest.resend ?? manifest.chunks,
+          };
         },
       });
       events.on(OWNER, 'captured', ({ image, deliver, request_id }) => {

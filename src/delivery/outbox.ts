@@ -147,8 +147,13 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
         counts.lastDeliveredAt = new Date().toISOString();
         targetPausedUntil = 0;
         await forget(entry);
-        await store.markDelivered(info.filename, 'http').catch((err: unknown) => logger.warn({ err, filename: info.filename }, 'could not mark the image delivered'));
-        logger.info({ filename: info.filename, status: response.status, host, attempts: entry.attempts + 1, ms: Date.now() - started }, 'image uploaded');
+        await store
+          .markDelivered(info.filename, 'http')
+          .catch((err: unknown) => logger.warn({ err, filename: info.filename }, 'could not mark the image delivered'));
+        logger.info(
+          { filename: info.filename, status: response.status, host, attempts: entry.attempts + 1, ms: Date.now() - started },
+          'image uploaded',
+        );
         events.emit('delivered', { filename: info.filename, channel: 'http', request_id: entry.request_id });
         return;
       }
@@ -161,7 +166,8 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
   }
 
   async function retryLater(entry: Entry, reason: string, retryAfterS: number | null): Promise<void> {
-    if (options.maxAttempts > 0 && entry.attempts + 1 >= options.maxAttempts) return giveUp(entry, `${reason} (after ${entry.attempts + 1} attempts)`);
+    if (options.maxAttempts > 0 && entry.attempts + 1 >= options.maxAttempts)
+      return giveUp(entry, `${reason} (after ${entry.attempts + 1} attempts)`);
     entry.attempts += 1;
     entry.last_error = reason;
     entry.next_at = Date.now() + backoffMs(entry.attempts, retryAfterS);
@@ -169,7 +175,10 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
     targetPausedUntil = Math.max(targetPausedUntil, entry.next_at);
     counts.lastError = `${entry.filename}: ${reason}`;
     await save(entry);
-    logger.warn({ filename: entry.filename, host, attempts: entry.attempts, retry_in_ms: entry.next_at - Date.now(), reason }, 'upload failed; will retry');
+    logger.warn(
+      { filename: entry.filename, host, attempts: entry.attempts, retry_in_ms: entry.next_at - Date.now(), reason },
+      'upload failed; will retry',
+    );
   }
 
   async function giveUp(entry: Entry, reason: string): Promise<void> {
@@ -177,7 +186,13 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
     counts.failed += 1;
     counts.lastError = `${entry.filename}: ${reason}`;
     logger.error({ filename: entry.filename, host, attempts: entry.attempts + 1, reason }, 'upload given up');
-    events.emit('delivery_failed', { filename: entry.filename, channel: 'http', code: 'delivery_failed', message: reason, request_id: entry.request_id });
+    events.emit('delivery_failed', {
+      filename: entry.filename,
+      channel: 'http',
+      code: 'delivery_failed',
+      message: reason,
+      request_id: entry.request_id,
+    });
   }
 
   async function run(): Promise<void> {
@@ -205,7 +220,14 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
   async function enqueue(filename: string, requestId: string | null): Promise<void> {
     store.pathOf(filename); // invalid_filename for a name the store could not have produced
     if (entries.has(filename)) return;
-    const entry: Entry = { filename, request_id: requestId, attempts: 0, next_at: Date.now(), created_at: new Date().toISOString(), last_error: null };
+    const entry: Entry = {
+      filename,
+      request_id: requestId,
+      attempts: 0,
+      next_at: Date.now(),
+      created_at: new Date().toISOString(),
+      last_error: null,
+    };
     entries.set(filename, entry);
     await save(entry);
     wake?.();
@@ -235,7 +257,9 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
       if (entries.size > 0) logger.info({ pending: entries.size }, 'resuming uploads');
       events.on('upload', 'captured', ({ image, deliver, request_id }) => {
         if (deliver !== 'http') return;
-        enqueue(image.filename, request_id ?? null).catch((err: unknown) => logger.error({ err, filename: image.filename }, 'could not queue the upload'));
+        enqueue(image.filename, request_id ?? null).catch((err: unknown) =>
+          logger.error({ err, filename: image.filename }, 'could not queue the upload'),
+        );
       });
       loop = run();
     },
@@ -248,7 +272,13 @@ export function createUploadOutbox(options: UploadOutboxOptions) {
       await loop;
     },
     status(): OutboxStatus {
-      return { pending: entries.size, delivered: counts.delivered, failed: counts.failed, last_error: counts.lastError, last_delivered_at: counts.lastDeliveredAt };
+      return {
+        pending: entries.size,
+        delivered: counts.delivered,
+        failed: counts.failed,
+        last_error: counts.lastError,
+        last_delivered_at: counts.lastDeliveredAt,
+      };
     },
   };
 }

@@ -61,7 +61,12 @@ export async function uploadFile(upload: UploadRequest): Promise<UploadResponse>
     'content-type': frame ? `multipart/form-data; boundary=${boundary}` : DNG_CONTENT_TYPE,
   };
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  const req = send(url, { method: upload.method, headers, timeout: upload.idleTimeoutMs, ...(upload.signal ? { signal: upload.signal } : {}) });
+  const req = send(url, {
+    method: upload.method,
+    headers,
+    timeout: upload.idleTimeoutMs,
+    ...(upload.signal ? { signal: upload.signal } : {}),
+  });
   req.on('timeout', () => req.destroy(new Error(`no progress for ${upload.idleTimeoutMs} ms`)));
   const response = new Promise<IncomingMessage>((resolve, reject) => {
     req.once('response', resolve);

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { CaptureParams, Commands } from '../commands/types.js';
 import { NodeError } from '../errors.js';
@@ -11,7 +11,7 @@ const DNG_TYPE = 'image/x-adobe-dng';
  * download cannot cut it short, and the file is never read into memory.
  */
 async function sendImage(reply: FastifyReply, path: string, filename: string): Promise<FastifyReply> {
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(path, 'r');
   } catch (err) {

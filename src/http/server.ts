@@ -28,12 +28,18 @@ export interface HttpServerOptions {
 function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, detail] =
-    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers too large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'request timed out'] : [400, 'malformed HTTP request'];
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'request headers too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request timed out']
+        : [400, 'malformed HTTP request'];
   const body = JSON.stringify({ detail, code: 'bad_request' });
   // A response to HEAD has no body, even an error (the client's parser would choke on one).
   const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${head ? '' : body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+    );
   }
   socket.destroy(err);
 }
@@ -55,7 +61,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     forceCloseConnections: 'idle',
     // Requests fastify refuses before routing get the same `{"detail": ...}` shape as every other error.
     frameworkErrors: (error, request, reply) => {
-      const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'path segment too long' : error.code === 'FST_ERR_BAD_URL' ? 'malformed URL (bad percent-encoding)' : 'bad request';
+      const detail =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? 'path segment too long'
+          : error.code === 'FST_ERR_BAD_URL'
+            ? 'malformed URL (bad percent-encoding)'
+            : 'bad request';
       request.log.warn({ code: error.code }, 'invalid request');
       const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
       return (reply as FastifyReply).code(status).send({ detail, code: 'bad_request' });
@@ -81,7 +92,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     }
     return reply.code(status).send({ detail: error.message, code: status === 413 ? 'payload_too_large' : 'bad_request' });
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ detail: 'Not Found', code: 'not_found' }));
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: 'Not Found', code: 'not_found' }));
 
   app.addHook('onResponse', async (request, reply) => {
     const quiet = request.method === 'GET' && (request.url === '/health' || request.url === '/status' || request.url === '/metrics');

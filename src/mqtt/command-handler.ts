@@ -66,9 +66,11 @@ export function createCommandHandler(options: CommandHandlerOptions) {
 
   async function execute(id: string | null, action: string, command: Record<string, unknown>, context: CommandContext): Promise<Reply> {
     const definition = options.actions.get(action);
-    if (!definition) throw new NodeError('bad_request', `unknown action '${action}' (expected one of ${[...options.actions.keys()].join(', ')})`);
+    if (!definition)
+      throw new NodeError('bad_request', `unknown action '${action}' (expected one of ${[...options.actions.keys()].join(', ')})`);
     const { id: _id, action: _action, ...params } = command;
-    if (!definition.validate(params)) throw new NodeError('bad_request', `invalid ${action} command: ${describeSchemaError(definition.validate.errors)}`);
+    if (!definition.validate(params))
+      throw new NodeError('bad_request', `invalid ${action} command: ${describeSchemaError(definition.validate.errors)}`);
     const result = await definition.run(params, context);
     return { ...result, id, node_id: nodeId, action, status: 'success' };
   }
@@ -78,7 +80,11 @@ export function createCommandHandler(options: CommandHandlerOptions) {
     async handle(payload: Buffer, topic: string, signal?: AbortSignal): Promise<Reply> {
       if (payload.length > options.maxCommandBytes) {
         logger.warn({ topic, bytes: payload.length }, 'command too large');
-        return errorReply(null, null, new NodeError('payload_too_large', `command is ${payload.length} bytes; the limit is ${options.maxCommandBytes}`));
+        return errorReply(
+          null,
+          null,
+          new NodeError('payload_too_large', `command is ${payload.length} bytes; the limit is ${options.maxCommandBytes}`),
+        );
       }
       let command: unknown;
       try {

@@ -23,7 +23,11 @@ export function telemetryMessage(status: NodeStatus, extras: Record<string, unkn
 const imageFields = (image: ImageInfo) => ({ filename: image.filename, size: image.size, created: image.created });
 
 /** What goes out on `<prefix>/<node>/events` for each node event worth telling (not retained). */
-export function eventMessage<E extends keyof NodeEventMap>(nodeId: string, event: E, payload: NodeEventMap[E]): Record<string, unknown> | null {
+export function eventMessage<E extends keyof NodeEventMap>(
+  nodeId: string,
+  event: E,
+  payload: NodeEventMap[E],
+): Record<string, unknown> | null {
   const base = { event, node_id: nodeId, timestamp: new Date().toISOString() };
   switch (event) {
     case 'captured': {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { access, lstat, mkdir, readdir, rm, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -152,7 +152,7 @@ export function createImageStore(options: StoreOptions, logger: Logger, internal
         skipped++;
         continue;
       }
-      let stats;
+      let stats: Stats;
       try {
         stats = await lstat(join(dir, entry.name));
       } catch (err) {
@@ -201,12 +201,21 @@ export function createImageStore(options: StoreOptions, logger: Logger, internal
     if (!overLimit() && !shortOfDisk()) return victims;
 
     const evictable = candidates.reduce((sum, image) => sum + image.size, 0);
-    const details = { bytes, used_bytes: usedBytes, limit_bytes: limitBytes, evictable_bytes: evictable, disk_free_bytes: diskFreeBytes, min_free_bytes: minFreeBytes };
+    const details = {
+      bytes,
+      used_bytes: usedBytes,
+      limit_bytes: limitBytes,
+      evictable_bytes: evictable,
+      disk_free_bytes: diskFreeBytes,
+      min_free_bytes: minFreeBytes,
+    };
     const kept = options.evictUndelivered ? '' : ' (undelivered images are kept)';
     let message: string;
     if (bytes > limitBytes) message = `an image of ${bytes} bytes is larger than the storage limit of ${limitBytes} bytes`;
-    else if (overLimit()) message = `cannot make room for ${bytes} bytes: ${usedBytes} of ${limitBytes} bytes used, only ${evictable} bytes may be evicted${kept}`;
-    else message = `not enough disk space for ${bytes} bytes: ${diskFreeBytes} bytes free, ${minFreeBytes} must stay free, only ${evictable} bytes may be evicted${kept}`;
+    else if (overLimit())
+      message = `cannot make room for ${bytes} bytes: ${usedBytes} of ${limitBytes} bytes used, only ${evictable} bytes may be evicted${kept}`;
+    else
+      message = `not enough disk space for ${bytes} bytes: ${diskFreeBytes} bytes free, ${minFreeBytes} must stay free, only ${evictable} bytes may be evicted${kept}`;
     throw new NodeError('storage_full', message, { details });
   }
 
@@ -232,13 +241,17 @@ export function createImageStore(options: StoreOptions, logger: Logger, internal
           continue;
         }
       }
-      log.info({ filename: image.filename, size: image.size, reason, delivered: image.delivered, ...(alreadyGone ? { already_gone: true } : {}) }, 'image evicted');
+      log.info(
+        { filename: image.filename, size: image.size, reason, delivered: image.delivered, ...(alreadyGone ? { already_gone: true } : {}) },
+        'image evicted',
+      );
       const info = toInfo(image);
       evicted.push(info);
       events.emit('evicted', info, reason);
     }
     if (victims.length > 0) await refreshDiskFree();
-    if (failure !== undefined) throw storageFailed('cannot delete images to make room', failure, { evicted: evicted.map((i) => i.filename) });
+    if (failure !== undefined)
+      throw storageFailed('cannot delete images to make room', failure, { evicted: evicted.map((i) => i.filename) });
     return evicted;
   }
 
@@ -264,7 +277,16 @@ export function createImageStore(options: StoreOptions, logger: Logger, internal
         await refreshDiskFree();
         started = true;
         log.info(
-          { dir, images: index.size, used_bytes: usedBytes, limit_bytes: options.limitBytes, disk_free_bytes: diskFreeBytes, removed_temp: leftovers, skipped, stale_marks: staleMarks },
+          {
+            dir,
+            images: index.size,
+            used_bytes: usedBytes,
+            limit_bytes: options.limitBytes,
+            disk_free_bytes: diskFreeBytes,
+            removed_temp: leftovers,
+            skipped,
+            stale_marks: staleMarks,
+          },
           'image store ready',
         );
       } catch (err) {
@@ -289,7 +311,8 @@ export function createImageStore(options: StoreOptions, logger: Logger, internal
     async reserve(bytes) {
       assertStarted();
       // The size comes from the camera's estimate, not from a client: a bad one is our bug.
-      if (!Number.isFinite(bytes) || bytes < 0) throw new NodeError('internal', 'reserve: bytes must be a non-negative number', { details: { bytes: String(bytes) } });
+      if (!Number.isFinite(bytes) || bytes < 0)
+        throw new NodeError('internal', 'reserve: bytes must be a non-negative number', { details: { bytes: String(bytes) } });
       // A read-only or unwritable folder would otherwise surface as the camera app failing to open its file.
       try {
         await access(tempDir, constants.W_OK);
@@ -410,7 +433,8 @@ export function createImageStore(options: StoreOptions, logger: Logger, internal
     async markDelivered(filename, channel) {
       assertStarted();
       const image = index.get(assertValidImageName(filename));
-      if (!isValidChannel(channel)) throw new NodeError('bad_request', 'invalid delivery channel', { details: { channel: String(channel).slice(0, 40) } });
+      if (!isValidChannel(channel))
+        throw new NodeError('bad_request', 'invalid delivery channel', { details: { channel: String(channel).slice(0, 40) } });
       if (!image) throw notFound(filename);
       if (!image.delivered.includes(channel)) {
         image.delivered.push(channel);

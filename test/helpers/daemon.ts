@@ -19,7 +19,16 @@ export interface Daemon {
  */
 export async function spawnDaemon(env: Record<string, string>, timeoutMs = 15_000): Promise<Daemon> {
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', CAMERA_BACKEND: 'simulated', ...FAST_CAMERA, ...env },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      MQTT_PORT: '0',
+      MQTT_HOST: '127.0.0.1',
+      CAMERA_BACKEND: 'simulated',
+      ...FAST_CAMERA,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const records: Array<Record<string, unknown>> = [];

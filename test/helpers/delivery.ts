@@ -16,7 +16,9 @@ export interface TestBroker {
 }
 
 /** An in-process aedes on a loopback port 0, with the hooks a test wants (dropping, stalling). */
-export async function startAedes(hooks: Pick<AedesOptions, 'authorizeForward' | 'authorizePublish' | 'concurrency'> = {}): Promise<TestBroker> {
+export async function startAedes(
+  hooks: Pick<AedesOptions, 'authorizeForward' | 'authorizePublish' | 'concurrency'> = {},
+): Promise<TestBroker> {
   const broker = await Aedes.createBroker(hooks);
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -165,7 +167,11 @@ await client.endAsync();
 process.stdout.write(JSON.stringify({ growth: peak - baseline, chunks: manifest.chunks, ms }));
 `;
 
-export async function runPublisherProcess(url: string, path: string, protocolVersion: 4 | 5): Promise<{ growth: number; chunks: number; ms: number }> {
+export async function runPublisherProcess(
+  url: string,
+  path: string,
+  protocolVersion: 4 | 5,
+): Promise<{ growth: number; chunks: number; ms: number }> {
   const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', PUBLISHER, url, path, String(protocolVersion)], {
     cwd: new URL('../../..', import.meta.url),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -63,7 +63,9 @@ export async function startMosquitto(extraConfig: string[] = [], options: { port
     conf,
     [
       `listener ${port} 127.0.0.1`,
-      ...(extraConfig.some((line) => line.startsWith('password_file') || line.startsWith('allow_anonymous')) ? [] : ['allow_anonymous true']),
+      ...(extraConfig.some((line) => line.startsWith('password_file') || line.startsWith('allow_anonymous'))
+        ? []
+        : ['allow_anonymous true']),
       'persistence true',
       `persistence_location ${dir}/`,
       'log_dest none',
@@ -81,7 +83,9 @@ export async function startMosquitto(extraConfig: string[] = [], options: { port
     proc.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    const exited = new Promise<never>((_, reject) => proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${stderr}`))));
+    const exited = new Promise<never>((_, reject) =>
+      proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${stderr}`))),
+    );
     await Promise.race([waitForPort(port, 5000), exited]);
     exited.catch(() => undefined);
   };

@@ -44,7 +44,10 @@ export async function startTestNode(overrides: Partial<Config> = {}, options: No
     camera_check_interval_s: 0,
     ...overrides,
   };
-  const node = createNode(config, { cameraEnv: { ...FAST_CAMERA, ...options.cameraEnv }, ...(options.thermalZonePath ? { thermalZonePath: options.thermalZonePath } : {}) });
+  const node = createNode(config, {
+    cameraEnv: { ...FAST_CAMERA, ...options.cameraEnv },
+    ...(options.thermalZonePath ? { thermalZonePath: options.thermalZonePath } : {}),
+  });
   await node.start();
   return {
     node,
