@@ -1,13 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { createSchemaRegistry } from '../src/schemas.js';
 import { collect, connectClient, request } from './helpers/mqtt.js';
-import { mosquittoMissing, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { makeTestCertificates, mosquittoMissing, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 
 const missing = mosquittoMissing();
@@ -176,55 +176,9 @@ describe('against Mosquitto over TLS', { skip: missing ?? opensslMissing ?? fals
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'camera-node-certs-'));
-    const ca = join(dir, 'ca');
-    caFile = `${ca}.crt`;
-    const server = join(dir, 'server');
-    await execa('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=camera-node test CA',
-      '-keyout',
-      `${ca}.key`,
-      '-out',
-      `${ca}.crt`,
-    ]);
-    await writeFile(`${server}.ext`, 'subjectAltName=IP:127.0.0.1\n');
-    await execa('openssl', [
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-keyout',
-      `${server}.key`,
-      '-out',
-      `${server}.csr`,
-    ]);
-    await execa('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      `${server}.csr`,
-      '-CA',
-      `${ca}.crt`,
-      '-CAkey',
-      `${ca}.key`,
-      '-CAcreateserial',
-      '-days',
-      '1',
-      '-out',
-      `${server}.crt`,
-      '-extfile',
-      `${server}.ext`,
-    ]);
-    broker = await startMosquitto([`cafile ${ca}.crt`, `certfile ${server}.crt`, `keyfile ${server}.key`], { listener: 'mqtts' });
+    const certs = await makeTestCertificates(dir);
+    caFile = certs.caFile;
+    broker = await startMosquitto(certs.config, { listener: 'mqtts' });
   });
   after(async () => {
     await node?.stop();

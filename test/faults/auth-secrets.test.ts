@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -10,7 +10,7 @@ import { recordFigures } from '../helpers/faults-figures.js';
 import { api, sleep, waitFor } from '../helpers/faults-fs.js';
 import { flakyUploadServer } from '../helpers/faults-upload.js';
 import { request } from '../helpers/mqtt.js';
-import { freePort, mosquittoMissing, startMosquitto } from '../helpers/mosquitto.js';
+import { freePort, makeTestCertificates, mosquittoMissing, startMosquitto } from '../helpers/mosquitto.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 
 const TOKEN = 'http-token-Zq81vX';
@@ -98,61 +98,12 @@ test('MQTT over TLS with a password; no secret in logs, status, telemetry, repli
   let broker: Awaited<ReturnType<typeof startMosquitto>> | null = null;
   let controller: mqtt.MqttClient | null = null;
   try {
-    const ca = join(dir, 'ca');
-    const server = join(dir, 'server');
-    await execa('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=camera-node faults CA',
-      '-keyout',
-      `${ca}.key`,
-      '-out',
-      `${ca}.crt`,
-    ]);
-    await writeFile(`${server}.ext`, 'subjectAltName=IP:127.0.0.1\n');
-    await execa('openssl', [
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-keyout',
-      `${server}.key`,
-      '-out',
-      `${server}.csr`,
-    ]);
-    await execa('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      `${server}.csr`,
-      '-CA',
-      `${ca}.crt`,
-      '-CAkey',
-      `${ca}.key`,
-      '-CAcreateserial',
-      '-days',
-      '1',
-      '-out',
-      `${server}.crt`,
-      '-extfile',
-      `${server}.ext`,
-    ]);
+    const certs = await makeTestCertificates(dir);
     const passwords = join(dir, 'passwords');
     await execa('mosquitto_passwd', ['-c', '-b', passwords, 'cam', secrets.mqtt_password]);
     await execa('mosquitto_passwd', ['-b', passwords, 'controller', 'controller-pass']);
-    broker = await startMosquitto(
-      [`cafile ${ca}.crt`, `certfile ${server}.crt`, `keyfile ${server}.key`, `password_file ${passwords}`, 'allow_anonymous false'],
-      { listener: 'mqtts' },
-    );
-    const caPem = await readFile(`${ca}.crt`);
+    broker = await startMosquitto([...certs.config, `password_file ${passwords}`, 'allow_anonymous false'], { listener: 'mqtts' });
+    const caPem = await readFile(certs.caFile);
 
     // Everything on the broker is recorded, retained or not, from before the node connects.
     controller = await mqtt.connectAsync(broker.url, {
@@ -172,7 +123,7 @@ test('MQTT over TLS with a password; no secret in logs, status, telemetry, repli
     uploadUrl.searchParams.set('X-Amz-Signature', secrets.upload_url_signature);
     const node = await startTestNode({
       mqtt_url: broker.url,
-      mqtt_ca_file: `${ca}.crt`,
+      mqtt_ca_file: certs.caFile,
       mqtt_username: 'cam',
       mqtt_password: secrets.mqtt_password,
       http_token: secrets.http_token,
@@ -207,7 +158,7 @@ test('MQTT over TLS with a password; no secret in logs, status, telemetry, repli
     // A second node with a wrong password: refused, and its error must not carry the password either.
     const refusedNode = await startTestNode({
       mqtt_url: broker.url,
-      mqtt_ca_file: `${ca}.crt`,
+      mqtt_ca_file: certs.caFile,
       mqtt_username: 'cam',
       mqtt_password: secrets.wrong_mqtt_password,
       http_token: secrets.http_token,

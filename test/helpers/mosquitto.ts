@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 
 /** Why Mosquitto tests cannot run here, or null when they can. */
 export function mosquittoMissing(): string | null {
@@ -114,5 +115,69 @@ export async function startMosquitto(extraConfig: string[] = [], options: { port
       await kill();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+export interface TestCertificates {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** The broker's TLS lines for `startMosquitto`. */
+  config: string[];
+}
+
+/** A throwaway CA and a server certificate for 127.0.0.1, made with openssl into `dir`. */
+export async function makeTestCertificates(dir: string): Promise<TestCertificates> {
+  const ca = join(dir, 'ca');
+  const server = join(dir, 'server');
+  const days = ['-days', '1'];
+  await execa('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    ...days,
+    '-subj',
+    '/CN=camera-node test CA',
+    '-keyout',
+    `${ca}.key`,
+    '-out',
+    `${ca}.crt`,
+  ]);
+  await writeFile(`${server}.ext`, 'subjectAltName=IP:127.0.0.1\n');
+  await execa('openssl', [
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-keyout',
+    `${server}.key`,
+    '-out',
+    `${server}.csr`,
+  ]);
+  await execa('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    `${server}.csr`,
+    '-CA',
+    `${ca}.crt`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    ...days,
+    '-out',
+    `${server}.crt`,
+    '-extfile',
+    `${server}.ext`,
+  ]);
+  return {
+    caFile: `${ca}.crt`,
+    certFile: `${server}.crt`,
+    keyFile: `${server}.key`,
+    config: [`cafile ${ca}.crt`, `certfile ${server}.crt`, `keyfile ${server}.key`],
   };
 }
