@@ -213,7 +213,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
         logger.warn({ err: err.message }, 'MQTT error');
       });
       mqttClient.on('close', () => {
-        if (state.connected) logger.warn('disconnected from the MQTT broker; reconnecting');
+        if (state.connected && !stopping) logger.warn('disconnected from the MQTT broker; reconnecting');
         state.connected = false;
       });
       // mqtt.js retries at a fixed period, read when it arms the next attempt: growing it at each
