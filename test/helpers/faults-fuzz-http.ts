@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { deepJson, stringArb, type HostileTargets } from './fuzz.js';
+import { CAPTURE_SETTING_KEYS, deepJson, PROTOTYPE_KEYS, stringArb, type HostileTargets } from './fuzz.js';
 
 /** One generated HTTP request. */
 export interface HttpCase {
@@ -11,25 +11,7 @@ export interface HttpCase {
 }
 
 const KNOWN_PATHS = ['/capture', '/images', '/status', '/logs', '/health', '/metrics', '/'];
-const QUERY_KEYS = [
-  'lines',
-  'return_file',
-  'shutter_us',
-  'gain',
-  'ev',
-  'awb',
-  'denoise',
-  'hflip',
-  'vflip',
-  'immediate',
-  'at',
-  'count',
-  'interval_ms',
-  'deliver',
-  '__proto__',
-  'constructor',
-  'x',
-];
+const QUERY_KEYS = ['lines', 'return_file', ...CAPTURE_SETTING_KEYS, ...PROTOTYPE_KEYS, 'x'];
 
 /** Percent-encodes what cannot go on a request line as is (controls, spaces, non-ASCII), and nothing else. */
 export function requestTarget(text: string): string {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { readSchema } from '../../src/schemas.js';
 
 /**
  * Generators of hostile input for the node: MQTT command payloads and HTTP requests. Strings aimed
@@ -52,28 +53,13 @@ export function hostileStrings(t: HostileTargets): string[] {
   ];
 }
 
-const fieldNames = [
-  'id',
-  'action',
-  'filename',
-  'lines',
-  'chunks',
-  'at',
-  'count',
-  'interval_ms',
-  'shutter_us',
-  'gain',
-  'ev',
-  'awb',
-  'denoise',
-  'hflip',
-  'vflip',
-  'immediate',
-  'deliver',
-  '__proto__',
-  'constructor',
-  'prototype',
-];
+/** The capture settings the schema defines: the fuzzer follows the contract as it grows. */
+export const CAPTURE_SETTING_KEYS: readonly string[] = Object.keys(readSchema('capture-settings.schema.json').properties ?? {});
+
+/** Keys a prototype-pollution attempt would use. */
+export const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype'] as const;
+
+const fieldNames = ['id', 'action', 'filename', 'lines', 'chunks', ...CAPTURE_SETTING_KEYS, ...PROTOTYPE_KEYS];
 
 /** A string a field might carry: hostile, random (any code point), or long. */
 export function stringArb(t: HostileTargets): fc.Arbitrary<string> {
