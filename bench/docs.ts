@@ -53,7 +53,8 @@ async function startDaemon(main: string, dir: string): Promise<Daemon> {
   });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${main} exited (${code})`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (!child.stdout) throw new Error('no stdout');
+    createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         const record = JSON.parse(line) as { msg?: string; url?: string };
         if (record.msg === 'HTTP API listening' && record.url) resolve(record.url);
