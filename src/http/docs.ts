@@ -99,6 +99,7 @@ async function buildDocs(routes: readonly RouteOptions[], options: DocsOptions):
   // The schemas are only read here: nothing is validated or serialised by this instance.
   app.setValidatorCompiler(() => () => true);
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: 'Not Found', code: 'not_found' }));
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
