@@ -84,6 +84,8 @@ describe('the Python node’s README examples, verbatim, against this node', () 
         PATH: process.env['PATH'] ?? '/usr/bin:/bin',
         PYTHONPATH: join(FIXTURES, 'seed-python'),
         PYTHONIOENCODING: 'utf-8',
+        // No __pycache__ beside the fixture.
+        PYTHONDONTWRITEBYTECODE: '1',
         SEED_HOST,
         SEED_TARGET: new URL(t.httpUrl).host,
         SEED_RESULT: result,
