@@ -95,6 +95,19 @@ describe('query parameters are read as FastAPI reads them', () => {
     );
   });
 
+  test('a union (at: epoch ms or a string) lists what each of its forms wanted', async () => {
+    const response = await fetch(`${t.httpUrl}/capture?at=`, { method: 'POST' });
+    assert.equal(response.status, 422);
+    const { detail } = (await response.json()) as { detail: Issue[] };
+    assert.deepEqual(
+      detail.map((issue) => [issue.loc.join('.'), issue.type]),
+      [
+        ['query.at', 'int_parsing'],
+        ['query.at', 'string_too_short'],
+      ],
+    );
+  });
+
   test('ranges, choices and unknown names in pydantic’s words', async () => {
     const cases: Array<[string, Issue]> = [
       [
