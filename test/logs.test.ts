@@ -18,7 +18,16 @@ const open: NodeLogger[] = [];
 after(() => Promise.all(open.map((logs) => logs.close())));
 async function startLogger(overrides: Partial<NodeLoggerOptions> = {}): Promise<NodeLogger & { dir: string }> {
   const dir = overrides.dir ?? freshDir();
-  const logs = await createNodeLogger({ dir, name: 'camera_node', maxSizeMb: 10, maxFiles: 3, level: 'info', stdout: false, ...overrides });
+  const logs = await createNodeLogger({
+    dir,
+    name: 'camera_node',
+    maxSizeMb: 10,
+    maxFiles: 3,
+    level: 'info',
+    target: 'file',
+    ringLines: 100,
+    ...overrides,
+  });
   open.push(logs);
   return Object.assign(logs, { dir });
 }
@@ -181,7 +190,15 @@ test('two loggers in one process keep to their own folders', async () => {
 });
 
 test('close() writes everything, closes the file, can be called twice, and silences later lines', async (t) => {
-  const logs = await createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 10, maxFiles: 1, level: 'info', stdout: false });
+  const logs = await createNodeLogger({
+    dir: freshDir(),
+    name: 'camera_node',
+    maxSizeMb: 10,
+    maxFiles: 1,
+    level: 'info',
+    target: 'file',
+    ringLines: 100,
+  });
   for (let i = 0; i < 500; i++) logs.logger.info({ i }, 'burst');
   const [file] = await listLogFiles(join(root, `d${dirCount}`), 'camera_node');
   assert.ok(file);
@@ -210,11 +227,11 @@ test('close() writes everything, closes the file, can be called twice, and silen
 
 test('bad sizes are refused up front', async () => {
   await assert.rejects(
-    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 0, maxFiles: 1, level: 'info', stdout: false }),
+    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 0, maxFiles: 1, level: 'info', target: 'file', ringLines: 100 }),
     /maxSizeMb/,
   );
   await assert.rejects(
-    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 1, maxFiles: 0, level: 'info', stdout: false }),
+    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 1, maxFiles: 0, level: 'info', target: 'file', ringLines: 100 }),
     /maxFiles/,
   );
 });
