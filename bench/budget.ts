@@ -1,7 +1,7 @@
 /**
  * The Pi Zero budget, as ratios from one run (README, "Running on a Pi Zero"):
  *
- *   node dist/bench/budget.js [--runs N] [--captures N]
+ *   node dist/bench/budget.js [--runs N] [--captures N] [--node-options='--flag ...']
  *
  * Every figure is read from /proc for a `camera-node` daemon (its own process, over an external
  * Mosquitto, started with the V8 flags of deploy/camera-node.service) and for its baseline, measured
@@ -27,7 +27,14 @@ import { MAIN } from '../test/helpers/daemon.js';
 import { mosquittoMissing, startMosquitto } from '../test/helpers/mosquitto.js';
 import { printTable, summarize } from './stats.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, captures: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    captures: { type: 'string', default: '5' },
+    // Other V8 flags than the unit's, to compare candidates (each run measures its own baseline).
+    'node-options': { type: 'string' },
+  },
+});
 const runs = Number(values.runs);
 const captures = Number(values.captures);
 
@@ -106,12 +113,11 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-const flags = await unitNodeFlags();
+const flags = values['node-options'] === undefined ? await unitNodeFlags() : values['node-options'].split(/\s+/).filter(Boolean);
 const dir = await mkdtemp(join(tmpdir(), 'camera-node-bench-budget-'));
 const broker = await startMosquitto();
 const nodeEnv = (name: string, sensor: string): NodeJS.ProcessEnv => ({
   PATH: process.env['PATH'] ?? '',
-  NODE_OPTIONS: flags.join(' '),
   NODE_ID: name,
   HOST: '127.0.0.1',
   PORT: '0',
@@ -145,14 +151,14 @@ try {
   }
   const nodeCpu: number[] = [];
   for (let i = 0; i < runs; i += 1) {
-    const node = await spawnUntil([MAIN], nodeEnv(`bench-start-${i}`, 'tiny'), started);
+    const node = await spawnUntil([...flags, MAIN], nodeEnv(`bench-start-${i}`, 'tiny'), started);
     nodeCpu.push((await procStat(node.pid)).cpuS);
     await kill(node.child);
   }
 
   // 2, 3 and 4: one node with an HQ-sized sensor (a 24 MB DNG), online over Mosquitto.
   const nodeId = 'bench-budget';
-  const node = await spawnUntil([MAIN], nodeEnv(nodeId, 'imx477'), started);
+  const node = await spawnUntil([...flags, MAIN], nodeEnv(nodeId, 'imx477'), started);
   const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
   const replies = new Map<string, (reply: Record<string, unknown>) => void>();
   let onImage: (image: ReceivedImage) => void = () => undefined;
@@ -191,9 +197,13 @@ try {
     const received = new Promise<ReceivedImage>((resolve) => {
       onImage = resolve;
     });
+    const deliveryStart = process.hrtime.bigint();
+    const beforeDelivery = await procStat(node.pid);
     await command({ action: 'capture', deliver: 'mqtt' });
     const image = await received;
     const peakKb = (await memoryKb(node.pid)).hwm;
+    const deliveryCpu = (await procStat(node.pid)).cpuS - beforeDelivery.cpuS;
+    const deliveryMs = Number(process.hrtime.bigint() - deliveryStart) / 1e6;
 
     const startup = summarize(nodeCpu).median;
     const bareStartup = summarize(bareCpu).median;
@@ -217,7 +227,9 @@ try {
         ['per-capture CPU-s, node ÷ camera app', nodeCaptureCpu, appCaptureCpu, nodeCaptureCpu / appCaptureCpu, ''],
       ],
     );
-    process.stdout.write(`\npeak − idle: ${mb(peakKb - idleKb).toFixed(1)} MB\n`);
+    process.stdout.write(
+      `\npeak − idle: ${mb(peakKb - idleKb).toFixed(1)} MB; the delivered capture took ${deliveryMs.toFixed(0)} ms and ${deliveryCpu.toFixed(2)} CPU-s in the node\n`,
+    );
   } finally {
     await receiver.stop();
     await client.endAsync();

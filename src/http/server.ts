@@ -1,6 +1,13 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify';
 import cors from '@fastify/cors';
 import type { Logger } from 'pino';
 import type { Commands } from '../commands/types.js';
@@ -8,6 +15,9 @@ import { NodeError } from '../errors.js';
 import { bearerAuth } from './auth.js';
 import { createRateLimiter } from './rate-limit.js';
 import { registerRoutes } from './routes.js';
+import { prebuiltValidators, type ValidatorFactory } from './validators.js';
+
+type BuildValidator = NonNullable<NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator']>;
 
 export interface HttpServerOptions {
   commands: Commands;
@@ -19,6 +29,8 @@ export interface HttpServerOptions {
   maxLogLines: number;
   /** Extra routes from optional parts (e.g. /metrics), registered on the same instance. */
   plugins?: Array<(app: FastifyInstance) => void>;
+  /** fastify's route validator factory; default: the build-time validators (src/http/validators.ts). */
+  buildValidator?: ValidatorFactory;
 }
 
 /**
@@ -58,6 +70,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     bodyLimit: 64 * 1024,
     // Unknown query parameters are an error, not silently dropped: `?shuter=100` must not "work".
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
+    // fastify calls the compiler with the route ({ schema, method, url, httpPart }); its typings
+    // describe ajv-compiler's pool instead, hence the cast.
+    schemaController: {
+      compilersFactory: { buildValidator: (options.buildValidator ?? prebuiltValidators()) as unknown as BuildValidator },
+    },
     forceCloseConnections: 'idle',
     // Requests fastify refuses before routing get the same `{"detail": ...}` shape as every other error.
     frameworkErrors: (error, request, reply) => {
