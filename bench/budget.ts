@@ -1,7 +1,7 @@
 /**
  * The Pi Zero budget, as ratios from one run (README, "Running on a Pi Zero"):
  *
- *   node dist/bench/budget.js [--runs N] [--captures N] [--node-options='--flag ...']
+ *   node dist/bench/budget.js [--runs N] [--captures N] [--node-options='--flag ...'] [--malloc-arena-max=N]
  *
  * Every figure is read from /proc for a `camera-node` daemon (its own process, over an external
  * Mosquitto, started with the V8 flags of deploy/camera-node.service) and for its baseline, measured
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     captures: { type: 'string', default: '5' },
     // Other V8 flags than the unit's, to compare candidates (each run measures its own baseline).
     'node-options': { type: 'string' },
+    'malloc-arena-max': { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -44,11 +45,15 @@ if (missing) {
   process.exit(0);
 }
 
-/** The V8 flags of the shipped systemd unit, so the figures are those of a deployed node. */
-async function unitNodeFlags(): Promise<string[]> {
+/**
+ * The shipped systemd unit's NODE_OPTIONS (V8 flags) and MALLOC_ARENA_MAX, so the figures are those
+ * of a deployed node. The flags are given on the node's command line rather than in NODE_OPTIONS, so
+ * the simulated camera app (a node program too, unlike rpicam-still) runs without them.
+ */
+async function unitSettings(): Promise<{ flags: string[]; arenas: string | undefined }> {
   const unit = await readFile(new URL('../../deploy/camera-node.service', import.meta.url), 'utf8');
-  const line = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(unit);
-  return line?.[1]?.split(/\s+/).filter(Boolean) ?? [];
+  const setting = (name: string) => new RegExp(`^Environment="?${name}=([^"\\n]*)"?$`, 'm').exec(unit)?.[1];
+  return { flags: setting('NODE_OPTIONS')?.split(/\s+/).filter(Boolean) ?? [], arenas: setting('MALLOC_ARENA_MAX') };
 }
 
 const TICKS_PER_S = 100; // USER_HZ: the unit of /proc/<pid>/stat's times on Linux.
@@ -113,11 +118,14 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-const flags = values['node-options'] === undefined ? await unitNodeFlags() : values['node-options'].split(/\s+/).filter(Boolean);
+const unit = await unitSettings();
+const flags = values['node-options'] === undefined ? unit.flags : values['node-options'].split(/\s+/).filter(Boolean);
+const arenas = values['malloc-arena-max'] ?? unit.arenas;
 const dir = await mkdtemp(join(tmpdir(), 'camera-node-bench-budget-'));
 const broker = await startMosquitto();
+const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env['PATH'] ?? '', ...(arenas ? { MALLOC_ARENA_MAX: arenas } : {}) });
 const nodeEnv = (name: string, sensor: string): NodeJS.ProcessEnv => ({
-  PATH: process.env['PATH'] ?? '',
+  ...baseEnv(),
   NODE_ID: name,
   HOST: '127.0.0.1',
   PORT: '0',
@@ -142,7 +150,7 @@ try {
   for (let i = 0; i < runs; i += 1) {
     const bare = await spawnUntil(
       [...flags, '-e', 'process.stdout.write("ready\\n"); setInterval(() => {}, 1e6)'],
-      { PATH: process.env['PATH'] ?? '' },
+      baseEnv(),
       (line) => line === 'ready',
     );
     bareCpu.push((await procStat(bare.pid)).cpuS);
@@ -212,7 +220,7 @@ try {
     const appCaptureCpu = (after.childrenCpuS - before.childrenCpuS) / captures;
     const mb = (kb: number): number => kb / 1024;
     printTable(
-      `the budget figures (Node ${process.version}, flags: ${flags.join(' ') || 'none'}; median of ${runs} starts, ${captures} captures)`,
+      `the budget figures (Node ${process.version}, flags: ${flags.join(' ') || 'none'}, MALLOC_ARENA_MAX=${arenas ?? 'unset'}; median of ${runs} starts, ${captures} captures)`,
       ['figure', 'value', 'baseline', 'ratio', 'goal'],
       [
         ['startup CPU-s, exec to serving', startup, bareStartup, startup / bareStartup, '≤ 3'],
