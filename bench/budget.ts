@@ -50,10 +50,14 @@ if (missing) {
  * of a deployed node. The flags are given on the node's command line rather than in NODE_OPTIONS, so
  * the simulated camera app (a node program too, unlike rpicam-still) runs without them.
  */
-async function unitSettings(): Promise<{ flags: string[]; arenas: string | undefined }> {
+async function unitSettings(): Promise<{ flags: string[]; arenas: string | undefined; logTarget: string }> {
   const unit = await readFile(new URL('../../deploy/camera-node.service', import.meta.url), 'utf8');
   const setting = (name: string) => new RegExp(`^Environment="?${name}=([^"\\n]*)"?$`, 'm').exec(unit)?.[1];
-  return { flags: setting('NODE_OPTIONS')?.split(/\s+/).filter(Boolean) ?? [], arenas: setting('MALLOC_ARENA_MAX') };
+  return {
+    flags: setting('NODE_OPTIONS')?.split(/\s+/).filter(Boolean) ?? [],
+    arenas: setting('MALLOC_ARENA_MAX'),
+    logTarget: setting('LOG_TARGET') ?? 'file',
+  };
 }
 
 const TICKS_PER_S = 100; // USER_HZ: the unit of /proc/<pid>/stat's times on Linux.
@@ -82,11 +86,15 @@ async function memoryKb(pid: number): Promise<{ rss: number; hwm: number }> {
   return { rss: field('VmRSS'), hwm: field('VmHWM') };
 }
 
-/** Runs a process and resolves once a stdout line satisfies `ready`; the caller kills it. */
+/**
+ * Runs a process and resolves once a line satisfies `ready`: a line of its stdout, or of `logFile`
+ * (polled from here, so the node's own CPU is not disturbed) when the node logs to a file.
+ */
 async function spawnUntil(
   args: string[],
   env: NodeJS.ProcessEnv,
   ready: (line: string) => boolean,
+  logFile?: string,
 ): Promise<{ child: ChildProcess; pid: number }> {
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -99,14 +107,22 @@ async function spawnUntil(
       clearTimeout(timer);
       reject(new Error(`exited early (${code}): ${stderr}`));
     });
-    if (!child.stdout) throw new Error('no stdout');
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      if (!ready(line)) return;
+    const done = (): void => {
       clearTimeout(timer);
+      clearInterval(poll);
       child.removeAllListeners('exit');
       resolve();
-    });
+    };
+    const poll = logFile
+      ? setInterval(() => {
+          readFile(logFile, 'utf8').then(
+            (text) => text.split('\n').some(ready) && done(),
+            () => undefined, // not written yet
+          );
+        }, 20)
+      : undefined;
+    if (!child.stdout) throw new Error('no stdout');
+    createInterface({ input: child.stdout }).on('line', (line) => ready(line) && done());
   });
   return { child, pid: child.pid ?? 0 };
 }
@@ -133,7 +149,7 @@ const nodeEnv = (name: string, sensor: string): NodeJS.ProcessEnv => ({
   CAMERA_BACKEND: 'simulated',
   CAPTURE_DIR: join(dir, name, 'images'),
   LOG_DIR: join(dir, name, 'logs'),
-  LOG_TARGET: 'stdout',
+  LOG_TARGET: unit.logTarget,
   STORAGE_LIMIT_MB: '200',
   MIN_FREE_DISK_MB: '0',
   CAMERA_SIM_SENSOR: sensor,
@@ -142,6 +158,8 @@ const nodeEnv = (name: string, sensor: string): NodeJS.ProcessEnv => ({
   CAMERA_SIM_WRITE_MBPS: '0',
 });
 const started = (line: string): boolean => line.includes('"msg":"camera-node started"');
+// pino-roll's link to the file in use, when the unit logs to files.
+const logFile = (name: string): string | undefined => (unit.logTarget === 'stdout' ? undefined : join(dir, name, 'logs', 'current.log'));
 
 try {
   // 1 and 2, bare node: exec to its first line of JavaScript, with the same flags.
@@ -159,14 +177,14 @@ try {
   }
   const nodeCpu: number[] = [];
   for (let i = 0; i < runs; i += 1) {
-    const node = await spawnUntil([...flags, MAIN], nodeEnv(`bench-start-${i}`, 'tiny'), started);
+    const node = await spawnUntil([...flags, MAIN], nodeEnv(`bench-start-${i}`, 'tiny'), started, logFile(`bench-start-${i}`));
     nodeCpu.push((await procStat(node.pid)).cpuS);
     await kill(node.child);
   }
 
   // 2, 3 and 4: one node with an HQ-sized sensor (a 24 MB DNG), online over Mosquitto.
   const nodeId = 'bench-budget';
-  const node = await spawnUntil([...flags, MAIN], nodeEnv(nodeId, 'imx477'), started);
+  const node = await spawnUntil([...flags, MAIN], nodeEnv(nodeId, 'imx477'), started, logFile(nodeId));
   const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
   const replies = new Map<string, (reply: Record<string, unknown>) => void>();
   let onImage: (image: ReceivedImage) => void = () => undefined;
@@ -220,7 +238,7 @@ try {
     const appCaptureCpu = (after.childrenCpuS - before.childrenCpuS) / captures;
     const mb = (kb: number): number => kb / 1024;
     printTable(
-      `the budget figures (Node ${process.version}, flags: ${flags.join(' ') || 'none'}, MALLOC_ARENA_MAX=${arenas ?? 'unset'}; median of ${runs} starts, ${captures} captures)`,
+      `the budget figures (Node ${process.version}, flags: ${flags.join(' ') || 'none'}, MALLOC_ARENA_MAX=${arenas ?? 'unset'}, LOG_TARGET=${unit.logTarget}; median of ${runs} starts, ${captures} captures)`,
       ['figure', 'value', 'baseline', 'ratio', 'goal'],
       [
         ['startup CPU-s, exec to serving', startup, bareStartup, startup / bareStartup, '≤ 3'],

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
-import { readMemory, readThermalZone, readWireless } from '../src/telemetry/probes.js';
+import { DEFAULT_THERMAL_ZONE, readMemory, readThermalZone, readWireless, temperatureProbe } from '../src/telemetry/probes.js';
 import { createTelemetry } from '../src/telemetry/sampler.js';
 import type { MemoryReading, Telemetry, TelemetryOptions } from '../src/telemetry/types.js';
 
@@ -250,4 +250,19 @@ test('memory comes from /proc/meminfo: MemTotal and MemAvailable', async () => {
   assert.deepEqual(await readMemory(file), { totalBytes: 439592 * 1024, availableBytes: 301260 * 1024 });
   await writeFile(file, 'MemTotal:         439592 kB\n');
   await assert.rejects(readMemory(file), /MemAvailable/);
+});
+
+const hasThermalZone = await access(DEFAULT_THERMAL_ZONE).then(
+  () => true,
+  () => false,
+);
+test('without a thermal zone the temperature comes from the first hardware monitor input', {
+  skip: hasThermalZone ? 'this machine has a thermal zone, which comes first' : false,
+}, async () => {
+  const hwmon = join(root, 'hwmon');
+  await mkdir(join(hwmon, 'hwmon0'), { recursive: true });
+  await mkdir(join(hwmon, 'hwmon1'), { recursive: true });
+  await writeFile(join(hwmon, 'hwmon1', 'temp1_input'), '51250\n');
+  assert.equal(await temperatureProbe(undefined, hwmon)(), 51.3);
+  assert.equal(await temperatureProbe(undefined, join(root, 'no-hwmon'))(), null);
 });

@@ -15,9 +15,11 @@ import { NodeError } from '../errors.js';
 import { bearerAuth } from './auth.js';
 import { createRateLimiter } from './rate-limit.js';
 import { registerRoutes } from './routes.js';
-import { prebuiltValidators, type ValidatorFactory } from './validators.js';
+import { lazySerializers, prebuiltValidators, type ValidatorFactory } from './validators.js';
 
-type BuildValidator = NonNullable<NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator']>;
+type CompilersFactory = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
+type BuildValidator = NonNullable<CompilersFactory['buildValidator']>;
+type BuildSerializer = NonNullable<CompilersFactory['buildSerializer']>;
 
 export interface HttpServerOptions {
   commands: Commands;
@@ -73,7 +75,10 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     // fastify calls the compiler with the route ({ schema, method, url, httpPart }); its typings
     // describe ajv-compiler's pool instead, hence the cast.
     schemaController: {
-      compilersFactory: { buildValidator: (options.buildValidator ?? prebuiltValidators()) as unknown as BuildValidator },
+      compilersFactory: {
+        buildValidator: (options.buildValidator ?? prebuiltValidators()) as unknown as BuildValidator,
+        buildSerializer: lazySerializers() as unknown as BuildSerializer,
+      },
     },
     forceCloseConnections: 'idle',
     // Requests fastify refuses before routing get the same `{"detail": ...}` shape as every other error.

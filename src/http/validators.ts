@@ -51,3 +51,21 @@ export function prebuiltValidators(): ValidatorFactory {
     };
   };
 }
+
+/**
+ * fastify's `buildSerializer` factory, loading its default (fast-json-stringify, which brings a
+ * whole ajv) only when a route declares a response schema: fastify requires the default at
+ * construction otherwise, whether any route needs it or not.
+ */
+export function lazySerializers(): ValidatorFactory {
+  return (externalSchemas, options) => {
+    let compile: Compile | null = null;
+    return (route) => {
+      compile ??= (require('@fastify/fast-json-stringify-compiler') as { SerializerSelector: () => ValidatorFactory }).SerializerSelector()(
+        externalSchemas,
+        options,
+      );
+      return compile(route);
+    };
+  };
+}

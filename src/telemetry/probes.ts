@@ -1,4 +1,5 @@
-import { readFile, statfs } from 'node:fs/promises';
+import { readdir, readFile, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import os from 'node:os';
 import type { DiskReading, MemoryReading, TelemetryProbes, WirelessReading } from './types.js';
 
@@ -93,23 +94,35 @@ export async function readWireless(path = DEFAULT_WIRELESS): Promise<WirelessRea
 
 /**
  * The temperature probe. With an explicit path only that file counts (a test's fake zone, or another
- * zone on a board that numbers them differently). Without one, the Pi's zone is read, and only where it
- * does not exist is systeminformation loaded and asked (a Pi never loads it); once it has answered
- * "no sensor" it is not asked again, since a machine does not grow one and the fallback can spawn
- * helper programs.
+ * zone on a board that numbers them differently). Without one, the Pi's zone is read; where it does
+ * not exist (other machines), the first hardware monitor's temperature input, found once: a machine
+ * does not grow a sensor, so one found missing is not looked for again.
  */
-export function temperatureProbe(thermalZonePath: string | undefined): () => Promise<number | null> {
+export function temperatureProbe(thermalZonePath: string | undefined, hwmonDir = '/sys/class/hwmon'): () => Promise<number | null> {
   if (thermalZonePath !== undefined) return () => readThermalZone(thermalZonePath);
-  let fallbackHasSensor = true;
+  let fallback: Promise<string | null> | null = null;
   return async () => {
     const zone = await readThermalZone(DEFAULT_THERMAL_ZONE);
-    if (zone !== null || !fallbackHasSensor) return zone;
-    const { default: si } = await import('systeminformation');
-    const { main } = await si.cpuTemperature();
-    if (typeof main === 'number' && Number.isFinite(main) && main > -273) return round1(main);
-    fallbackHasSensor = false;
-    return null;
+    if (zone !== null) return zone;
+    fallback ??= findHwmonInput(hwmonDir);
+    const input = await fallback;
+    return input === null ? null : readThermalZone(input);
   };
+}
+
+/** The first `temp1_input` of /sys/class/hwmon/hwmon* (millidegrees, like a thermal zone); null when none. */
+async function findHwmonInput(dir: string): Promise<string | null> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).sort();
+  } catch {
+    return null;
+  }
+  for (const name of names) {
+    const input = join(dir, name, 'temp1_input');
+    if ((await readThermalZone(input)) !== null) return input;
+  }
+  return null;
 }
 
 export function systemProbes(thermalZonePath: string | undefined, wirelessPath = DEFAULT_WIRELESS): TelemetryProbes {
