@@ -29,6 +29,9 @@ import { createTelemetry } from './telemetry/sampler.js';
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
 
+/** Lines kept in memory for GET /logs when logging to stdout only: about 1 MB, the journal has the rest. */
+const MAX_RING_LINES = 2000;
+
 export interface NodeOptions {
   /** Extra environment for the camera process (the simulator's knobs in tests and benches). */
   cameraEnv?: Record<string, string>;
@@ -113,7 +116,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       maxFiles: config.max_log_files,
       level: config.log_level,
       target: options.logTarget ?? config.log_target,
-      ringLines: config.max_log_lines,
+      ringLines: Math.min(config.max_log_lines, MAX_RING_LINES),
     });
     nodeLogger = logs;
     const logger = logs.logger.child({ node_id: config.node_id });

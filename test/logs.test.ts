@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { createNodeLogger } from '../src/logs/logger.js';
+import { createLogRing } from '../src/logs/ring.js';
 import { listLogFiles, MAX_LINE_BYTES, readLastEntries, tailLogs } from '../src/logs/tail.js';
 import type { NodeLogger, NodeLoggerOptions } from '../src/logs/types.js';
 
@@ -234,4 +235,49 @@ test('bad sizes are refused up front', async () => {
     createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 1, maxFiles: 0, level: 'info', target: 'file', ringLines: 100 }),
     /maxFiles/,
   );
+});
+
+test('the in-memory ring keeps the last lines, oldest first, and skips what is not JSON', () => {
+  const ring = createLogRing(3);
+  assert.deepEqual(ring.tail(5), []);
+  for (let n = 1; n <= 5; n += 1) ring.write(`${JSON.stringify({ level: 30, time: n, msg: `line ${n}` })}\n`);
+  assert.deepEqual(
+    ring.tail(10).map((entry) => entry.msg),
+    ['line 3', 'line 4', 'line 5'],
+  );
+  assert.deepEqual(
+    ring.tail(2).map((entry) => entry.msg),
+    ['line 4', 'line 5'],
+  );
+  ring.write('not json\n');
+  assert.deepEqual(
+    ring.tail(3).map((entry) => entry.msg),
+    ['line 4', 'line 5'],
+  );
+  assert.throws(() => createLogRing(0), /at least 1/);
+});
+
+test('LOG_TARGET=stdout writes no file, and tail() still answers from memory', async () => {
+  const dir = freshDir();
+  // warn and above only: the lines go to this test's stdout.
+  const logs = await createNodeLogger({
+    dir,
+    name: 'camera_node',
+    maxSizeMb: 1,
+    maxFiles: 1,
+    level: 'warn',
+    target: 'stdout',
+    ringLines: 2,
+  });
+  open.push(logs);
+  logs.logger.warn('first');
+  logs.logger.info('not at this level');
+  logs.logger.warn('second');
+  logs.logger.error('third');
+  assert.deepEqual(
+    (await logs.tail(10)).map((entry) => entry.msg),
+    ['second', 'third'],
+  );
+  await logs.close();
+  assert.equal(existsSync(dir), false, 'no log folder, no file');
 });
