@@ -158,7 +158,7 @@ const nodeEnv = (name: string, sensor: string): NodeJS.ProcessEnv => ({
   CAMERA_SIM_WRITE_MBPS: '0',
 });
 const started = (line: string): boolean => line.includes('"msg":"camera-node started"');
-// pino-roll's link to the file in use, when the unit logs to files.
+// The link to the log file in use, when the unit logs to files.
 const logFile = (name: string): string | undefined => (unit.logTarget === 'stdout' ? undefined : join(dir, name, 'logs', 'current.log'));
 
 try {

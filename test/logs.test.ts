@@ -33,7 +33,7 @@ async function startLogger(overrides: Partial<NodeLoggerOptions> = {}): Promise<
   return Object.assign(logs, { dir });
 }
 
-/** Lets pino-roll run the rotations and file clean-ups it queued on drain. */
+/** Lets the rotating file finish the clean-ups it queued. */
 async function settle(dir: string, maxFilesOnDisk: number): Promise<void> {
   for (let i = 0; i < 200 && (await listLogFiles(dir, 'camera_node')).length > maxFilesOnDisk; i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -280,4 +280,23 @@ test('LOG_TARGET=stdout writes no file, and tail() still answers from memory', a
   );
   await logs.close();
   assert.equal(existsSync(dir), false, 'no log folder, no file');
+});
+
+test('a restart continues the newest file and removes what an earlier run left beyond maxFiles', async () => {
+  const dir = freshDir();
+  await mkdir(dir, { recursive: true });
+  for (let n = 1; n <= 6; n += 1) await writeFile(join(dir, `camera_node.${n}.log`), line(n));
+  const logs = await startLogger({ dir, maxFiles: 2 });
+  logs.logger.info({ i: 7 }, 'after restart');
+  await settle(dir, 3);
+  const files = await listLogFiles(dir, 'camera_node');
+  assert.deepEqual(
+    files.map((file) => file.split('/').pop()),
+    ['camera_node.6.log', 'camera_node.5.log', 'camera_node.4.log'],
+  );
+  assert.equal(readlinkSync(join(dir, 'current.log')), 'camera_node.6.log');
+  assert.deepEqual(
+    (await logs.tail(2)).map((entry) => entry.i),
+    [6, 7],
+  );
 });
