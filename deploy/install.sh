@@ -11,10 +11,14 @@
 #                  or DESTDIR=DIR
 #   --dry-run      print each step, change nothing
 #   --no-start     install and enable, but do not (re)start the service
-# Environment: NPM, NODE (the commands used; defaults npm, node), UNAME_M (the machine, for tests).
+# Environment: NPM, NODE (the commands used; defaults npm, node), UNAME_M (the machine) and
+# SYSTEMD_VERSION (systemd's major version), both for tests.
 set -euo pipefail
 
 MIN_NODE_MAJOR=20
+# Node 20 reached end of life in April 2026; 22 is the LTS line that still has ARMv6 (Pi Zero W)
+# builds, which stop at 23.
+RECOMMENDED_NODE_MAJOR=22
 APP=camera-node
 APP_USER=camera-node
 
@@ -89,9 +93,12 @@ EOF
       cat >&2 <<'EOF'
 This is an ARMv6 board (Pi Zero W, Pi 1), for which nodejs.org's official builds stopped at
 Node 11 and Debian's nodejs package is too old. Use the community "unofficial builds" of Node for
-armv6l (the unofficial-builds project of nodejs.org publishes node-vXX.Y.Z-linux-armv6l.tar.xz):
-  curl -fsSLO https://unofficial-builds.nodejs.org/download/release/v20.19.0/node-v20.19.0-linux-armv6l.tar.xz
-  sudo tar -xJf node-v20.19.0-linux-armv6l.tar.xz -C /usr/local --strip-components=1
+armv6l (the unofficial-builds project of nodejs.org publishes node-vXX.Y.Z-linux-armv6l.tar.xz).
+Take Node 22, the newest v22 listed at https://unofficial-builds.nodejs.org/download/release/:
+Node 20 is end-of-life since April 2026, and armv6l builds stop at Node 23 (there are none for 24).
+  V=v22.12.0   # or a newer v22
+  curl -fsSLO https://unofficial-builds.nodejs.org/download/release/$V/node-$V-linux-armv6l.tar.xz
+  sudo tar -xJf node-$V-linux-armv6l.tar.xz -C /usr/local --strip-components=1
   node --version
 (installs node and npm into /usr/local/bin, on systemd's PATH). Then run this script again.
 EOF
@@ -99,8 +106,8 @@ EOF
     armv7l|aarch64|arm64)
       cat >&2 <<'EOF'
 On a Pi Zero 2 W, 3, 4 or 5 use an official build, e.g. from NodeSource's Debian repository
-(https://github.com/nodesource/distributions: `curl -fsSL https://deb.nodesource.com/setup_20.x | sudo bash -`
-then `sudo apt-get install -y nodejs`), or Debian's `nodejs` package where it is version 20 or newer.
+(https://github.com/nodesource/distributions: `curl -fsSL https://deb.nodesource.com/setup_22.x | sudo bash -`
+then `sudo apt-get install -y nodejs`), or Debian's `nodejs` package where it is version 22 or newer.
 EOF
       ;;
     *)
@@ -122,7 +129,36 @@ check_node() {
   fi
   command -v "$NPM" >/dev/null 2>&1 || die "npm not found (it comes with Node.js)"
   say "node $("$NODE" --version) at $node_path"
+  if [ "$major" -lt "$RECOMMENDED_NODE_MAJOR" ]; then
+    say "warning: Node $major is end-of-life; Node $RECOMMENDED_NODE_MAJOR is recommended (on a Pi Zero W: the armv6l unofficial build)"
+  fi
   NODE_DIR="$(dirname "$node_path")"
+}
+
+# systemd's major version: SYSTEMD_VERSION (tests), else `systemctl --version`; empty when unknown.
+systemd_major() {
+  if [ -n "${SYSTEMD_VERSION:-}" ]; then printf '%s\n' "$SYSTEMD_VERSION"; return; fi
+  command -v systemctl >/dev/null 2>&1 || return 0
+  systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 + 0 }'
+}
+
+# ProtectClock=yes adds a device allow-list (the RTC) to the unit; before systemd 252 (Bullseye has
+# 247) that list closes every other device, the camera's /dev/video*, /dev/media* and /dev/dma_heap
+# among them. On those versions a drop-in turns it off; on 252 and newer (Bookworm) it stays on.
+protect_clock_dropin() {
+  local major dropin="$DROPIN_DIR/protect-clock.conf"
+  major="$(systemd_major)"
+  if [ -n "$major" ] && [ "$major" -lt 252 ]; then
+    say "systemd $major: ProtectClock would block the camera devices, adding a drop-in that turns it off"
+    run install -d -m 0755 "$DROPIN_DIR"
+    if [ "$DRY_RUN" -eq 1 ]; then
+      printf '+ write %s\n' "$dropin"
+    else
+      printf '[Service]\n# systemd < 252: ProtectClock=yes would also close the camera devices.\nProtectClock=no\n' >"$dropin"
+    fi
+  elif [ -f "$dropin" ]; then
+    run rm -f "$dropin"
+  fi
 }
 
 find_tarball() {
@@ -187,6 +223,8 @@ install_files() {
   elif [ -f "$DROPIN_DIR/node-path.conf" ]; then
     run rm -f "$DROPIN_DIR/node-path.conf"
   fi
+
+  protect_clock_dropin
 
   run install -d -m 0755 "$ETC_DIR"
   if [ -f "$ENV_FILE" ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
+import { isClientCommand } from './client/names.js';
 import { ConfigError, configHelp, loadConfig } from './config/config.js';
-import { runClientCommand } from './client/cli.js';
 import { createNode, VERSION } from './node.js';
 
 const USAGE = `camera-node ${VERSION}: a Raspberry Pi camera node for an MQTT fleet.
@@ -26,7 +26,7 @@ ${configHelp()}
 
 async function runDaemon(argv: string[]): Promise<number> {
   const config = await loadConfig({ argv, env: process.env });
-  const node = createNode(config, { logStdout: true });
+  const node = createNode(config);
 
   let stopping = false;
   let onStopped: (code: number) => void = () => undefined;
@@ -58,8 +58,12 @@ async function runDaemon(argv: string[]): Promise<number> {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const client = runClientCommand(argv);
-  if (client) return client;
+  // The fleet commands (and the MQTT client they need) are loaded only when one is asked for.
+  if (isClientCommand(argv[0])) {
+    const { runClientCommand } = await import('./client/cli.js');
+    const client = runClientCommand(argv);
+    if (client) return client;
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(USAGE);
     return 0;

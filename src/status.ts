@@ -1,9 +1,10 @@
 import type { CameraInfo } from './camera/types.js';
+import type { PartsStatus } from './parts.js';
 import type { StorageUsage } from './storage/types.js';
 import type { SystemSnapshot } from './telemetry/types.js';
 
 /** `schemas/status.schema.json` as a type (a test validates real status objects against the schema). */
-export interface NodeStatus {
+export interface NodeStatus extends PartsStatus {
   status: 'online' | 'degraded' | 'stopping';
   storage: { used_mb: number; limit_mb: number; available_mb: number; image_count: number; disk_free_mb: number };
   system: SystemSnapshot;
@@ -37,7 +38,7 @@ export interface StatusInputs {
   usage: StorageUsage;
   system: SystemSnapshot;
   captures: CaptureCounters;
-  extras: Record<string, unknown>;
+  extras: PartsStatus;
 }
 
 export function buildStatus(inputs: StatusInputs): NodeStatus {

@@ -27,6 +27,7 @@ const CONFIG_KEYS: Record<ConfigKey, true> = {
   port: true,
   capture_dir: true,
   log_dir: true,
+  log_target: true,
   log_level: true,
   storage_limit_mb: true,
   min_free_disk_mb: true,

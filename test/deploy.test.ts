@@ -46,6 +46,9 @@ describe('install.sh and the systemd unit', () => {
     assert.notEqual(result.status, 0);
     assert.match(result.output, /unofficial-builds\.nodejs\.org/);
     assert.match(result.output, /armv6l/);
+    // Node 20 is end-of-life and armv6l builds stop at 23: the advice is Node 22.
+    assert.match(result.output, /Node 22/);
+    assert.match(result.output, /node-\$V-linux-armv6l\.tar\.xz/);
   });
 
   test('the unit keeps the service running, as its own user, hardened, with the camera reachable', async () => {
@@ -125,6 +128,18 @@ describe('install.sh and the systemd unit', () => {
       assert.match(result.output, /^\+ npm install --global --prefix \S+\/opt\/camera-node --omit=dev/m);
       assert.match(result.output, /^\+ install -m 0644 \S+ \S+\/etc\/systemd\/system\/camera-node\.service$/m);
       await assert.rejects(stat(root), { code: 'ENOENT' });
+    });
+
+    test('below systemd 252 a drop-in turns ProtectClock off (it would close the camera devices); from 252 it stays on', () => {
+      const dryRun = (version: string) =>
+        run('bash', [INSTALL, '--root', root, '--dry-run', tarball], { cwd: dir, env: { ...process.env, SYSTEMD_VERSION: version } });
+      const bullseye = dryRun('247');
+      assert.equal(bullseye.status, 0, bullseye.output);
+      assert.match(bullseye.output, /^\+ write \S+\/etc\/systemd\/system\/camera-node\.service\.d\/protect-clock\.conf$/m);
+      const bookworm = dryRun('252');
+      assert.equal(bookworm.status, 0, bookworm.output);
+      assert.doesNotMatch(bookworm.output, /protect-clock\.conf/);
+      if (Number(process.versions.node.split('.')[0]) < 22) assert.match(bookworm.output, /Node 22 is recommended/);
     });
 
     test('installs the program with production dependencies only, the unit, the env file and the dirs', async () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { createNodeLogger } from '../src/logs/logger.js';
+import { createLogRing } from '../src/logs/ring.js';
 import { listLogFiles, MAX_LINE_BYTES, readLastEntries, tailLogs } from '../src/logs/tail.js';
 import type { NodeLogger, NodeLoggerOptions } from '../src/logs/types.js';
 
@@ -18,12 +19,21 @@ const open: NodeLogger[] = [];
 after(() => Promise.all(open.map((logs) => logs.close())));
 async function startLogger(overrides: Partial<NodeLoggerOptions> = {}): Promise<NodeLogger & { dir: string }> {
   const dir = overrides.dir ?? freshDir();
-  const logs = await createNodeLogger({ dir, name: 'camera_node', maxSizeMb: 10, maxFiles: 3, level: 'info', stdout: false, ...overrides });
+  const logs = await createNodeLogger({
+    dir,
+    name: 'camera_node',
+    maxSizeMb: 10,
+    maxFiles: 3,
+    level: 'info',
+    target: 'file',
+    ringLines: 100,
+    ...overrides,
+  });
   open.push(logs);
   return Object.assign(logs, { dir });
 }
 
-/** Lets pino-roll run the rotations and file clean-ups it queued on drain. */
+/** Lets the rotating file finish the clean-ups it queued. */
 async function settle(dir: string, maxFilesOnDisk: number): Promise<void> {
   for (let i = 0; i < 200 && (await listLogFiles(dir, 'camera_node')).length > maxFilesOnDisk; i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -181,7 +191,15 @@ test('two loggers in one process keep to their own folders', async () => {
 });
 
 test('close() writes everything, closes the file, can be called twice, and silences later lines', async (t) => {
-  const logs = await createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 10, maxFiles: 1, level: 'info', stdout: false });
+  const logs = await createNodeLogger({
+    dir: freshDir(),
+    name: 'camera_node',
+    maxSizeMb: 10,
+    maxFiles: 1,
+    level: 'info',
+    target: 'file',
+    ringLines: 100,
+  });
   for (let i = 0; i < 500; i++) logs.logger.info({ i }, 'burst');
   const [file] = await listLogFiles(join(root, `d${dirCount}`), 'camera_node');
   assert.ok(file);
@@ -210,11 +228,75 @@ test('close() writes everything, closes the file, can be called twice, and silen
 
 test('bad sizes are refused up front', async () => {
   await assert.rejects(
-    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 0, maxFiles: 1, level: 'info', stdout: false }),
+    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 0, maxFiles: 1, level: 'info', target: 'file', ringLines: 100 }),
     /maxSizeMb/,
   );
   await assert.rejects(
-    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 1, maxFiles: 0, level: 'info', stdout: false }),
+    createNodeLogger({ dir: freshDir(), name: 'camera_node', maxSizeMb: 1, maxFiles: 0, level: 'info', target: 'file', ringLines: 100 }),
     /maxFiles/,
+  );
+});
+
+test('the in-memory ring keeps the last lines, oldest first, and skips what is not JSON', () => {
+  const ring = createLogRing(3);
+  assert.deepEqual(ring.tail(5), []);
+  for (let n = 1; n <= 5; n += 1) ring.write(`${JSON.stringify({ level: 30, time: n, msg: `line ${n}` })}\n`);
+  assert.deepEqual(
+    ring.tail(10).map((entry) => entry.msg),
+    ['line 3', 'line 4', 'line 5'],
+  );
+  assert.deepEqual(
+    ring.tail(2).map((entry) => entry.msg),
+    ['line 4', 'line 5'],
+  );
+  ring.write('not json\n');
+  assert.deepEqual(
+    ring.tail(3).map((entry) => entry.msg),
+    ['line 4', 'line 5'],
+  );
+  assert.throws(() => createLogRing(0), /at least 1/);
+});
+
+test('LOG_TARGET=stdout writes no file, and tail() still answers from memory', async () => {
+  const dir = freshDir();
+  // warn and above only: the lines go to this test's stdout.
+  const logs = await createNodeLogger({
+    dir,
+    name: 'camera_node',
+    maxSizeMb: 1,
+    maxFiles: 1,
+    level: 'warn',
+    target: 'stdout',
+    ringLines: 2,
+  });
+  open.push(logs);
+  logs.logger.warn('first');
+  logs.logger.info('not at this level');
+  logs.logger.warn('second');
+  logs.logger.error('third');
+  assert.deepEqual(
+    (await logs.tail(10)).map((entry) => entry.msg),
+    ['second', 'third'],
+  );
+  await logs.close();
+  assert.equal(existsSync(dir), false, 'no log folder, no file');
+});
+
+test('a restart continues the newest file and removes what an earlier run left beyond maxFiles', async () => {
+  const dir = freshDir();
+  await mkdir(dir, { recursive: true });
+  for (let n = 1; n <= 6; n += 1) await writeFile(join(dir, `camera_node.${n}.log`), line(n));
+  const logs = await startLogger({ dir, maxFiles: 2 });
+  logs.logger.info({ i: 7 }, 'after restart');
+  await settle(dir, 3);
+  const files = await listLogFiles(dir, 'camera_node');
+  assert.deepEqual(
+    files.map((file) => file.split('/').pop()),
+    ['camera_node.6.log', 'camera_node.5.log', 'camera_node.4.log'],
+  );
+  assert.equal(readlinkSync(join(dir, 'current.log')), 'camera_node.6.log');
+  assert.deepEqual(
+    (await logs.tail(2)).map((entry) => entry.i),
+    [6, 7],
   );
 });

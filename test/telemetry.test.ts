@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
-import { readThermalZone } from '../src/telemetry/probes.js';
+import { DEFAULT_THERMAL_ZONE, readMemory, readThermalZone, readWireless, temperatureProbe } from '../src/telemetry/probes.js';
 import { createTelemetry } from '../src/telemetry/sampler.js';
 import type { MemoryReading, Telemetry, TelemetryOptions } from '../src/telemetry/types.js';
 
@@ -204,4 +204,65 @@ test('stop() clears the timer: no sample runs afterwards', async (t) => {
   assert.equal(calls, 3);
   await telemetry.stop();
   await telemetry.stop();
+});
+
+/** /proc/net/wireless as the Pi's brcmfmac writes it (the file itself cannot exist on this machine). */
+const PI_WIRELESS = `Inter-| sta-|   Quality        |   Discarded packets               | Missed | WE
+ face | tus | link level noise |  nwid  crypt   frag  retry   misc | beacon | 22
+ wlan0: 0000   49.  -61.  -256        0      0      0      3      0        0
+`;
+
+test('Wi-Fi link quality and signal come from /proc/net/wireless; no wireless interface means null', async () => {
+  const file = join(root, 'wireless');
+  await writeFile(file, PI_WIRELESS);
+  const wifi = { interface: 'wlan0', link_quality: 49, link_quality_percent: 70, signal_dbm: -61, noise_dbm: null };
+  assert.deepEqual(await readWireless(file), wifi);
+  const telemetry = await startTelemetry({ wirelessPath: file });
+  assert.deepEqual(telemetry.details().wifi, wifi);
+
+  // An old driver's unsigned 8-bit dBm, and a noise figure it does report.
+  await writeFile(
+    file,
+    `${PI_WIRELESS.split('\n').slice(0, 2).join('\n')}\n  wlan1: 0001   70   195   161        0      0      0      0      0        0\n`,
+  );
+  assert.deepEqual(await readWireless(file), {
+    interface: 'wlan1',
+    link_quality: 70,
+    link_quality_percent: 100,
+    signal_dbm: -61,
+    noise_dbm: -95,
+  });
+
+  // Only the header (the radio is off or absent), or no file at all.
+  await writeFile(file, PI_WIRELESS.split('\n').slice(0, 2).join('\n'));
+  assert.equal(await readWireless(file), null);
+  assert.equal(await readWireless(join(root, 'no-such-wireless')), null);
+  const wired = await startTelemetry({ wirelessPath: join(root, 'no-such-wireless') });
+  assert.equal(wired.details().wifi, null);
+});
+
+test('memory comes from /proc/meminfo: MemTotal and MemAvailable', async () => {
+  const file = join(root, 'meminfo');
+  await writeFile(
+    file,
+    'MemTotal:         439592 kB\nMemFree:           52148 kB\nMemAvailable:     301260 kB\nBuffers:           20812 kB\n',
+  );
+  assert.deepEqual(await readMemory(file), { totalBytes: 439592 * 1024, availableBytes: 301260 * 1024 });
+  await writeFile(file, 'MemTotal:         439592 kB\n');
+  await assert.rejects(readMemory(file), /MemAvailable/);
+});
+
+const hasThermalZone = await access(DEFAULT_THERMAL_ZONE).then(
+  () => true,
+  () => false,
+);
+test('without a thermal zone the temperature comes from the first hardware monitor input', {
+  skip: hasThermalZone ? 'this machine has a thermal zone, which comes first' : false,
+}, async () => {
+  const hwmon = join(root, 'hwmon');
+  await mkdir(join(hwmon, 'hwmon0'), { recursive: true });
+  await mkdir(join(hwmon, 'hwmon1'), { recursive: true });
+  await writeFile(join(hwmon, 'hwmon1', 'temp1_input'), '51250\n');
+  assert.equal(await temperatureProbe(undefined, hwmon)(), 51.3);
+  assert.equal(await temperatureProbe(undefined, join(root, 'no-hwmon'))(), null);
 });

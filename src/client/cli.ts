@@ -4,8 +4,9 @@ import { CAPTURE_USAGE, runCapture } from './cli-capture.js';
 import { runStatus, STATUS_USAGE } from './cli-status.js';
 import { runWatch, WATCH_USAGE } from './cli-watch.js';
 
-export const CLIENT_COMMANDS = ['capture', 'watch', 'status', 'ha-remove'] as const;
-export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
+import { type ClientCommand, isClientCommand } from './names.js';
+
+export { CLIENT_COMMANDS, type ClientCommand } from './names.js';
 
 const HA_REMOVE_USAGE = `camera-node ha-remove --broker URL (--node ID ... | --all) [--ha-prefix homeassistant]
 
@@ -36,8 +37,6 @@ const COMMANDS: Record<ClientCommand, { run: (argv: string[]) => Promise<number>
   status: { run: runStatus, usage: STATUS_USAGE },
   'ha-remove': { run: runHaRemove, usage: HA_REMOVE_USAGE },
 };
-
-const isClientCommand = (name: string | undefined): name is ClientCommand => (CLIENT_COMMANDS as readonly string[]).includes(name ?? '');
 
 /**
  * The subcommands for people at a terminal, talking to a broker. Returns null when argv is not one

@@ -7,6 +7,7 @@ import type { Telemetry } from '../telemetry/types.js';
 import type { EventBus } from '../events.js';
 import { NodeError, toNodeError } from '../errors.js';
 import { buildStatus, type CaptureCounters, type NodeStatus } from '../status.js';
+import type { PartsStatus } from '../parts.js';
 import { preciseNow } from '../schedule/clock.js';
 import { imageTimestamp } from '../storage/names.js';
 import { runCapturePlan, type FrameDone } from './burst.js';
@@ -25,8 +26,8 @@ export interface CommandsOptions {
   events: EventBus;
   logger: Logger;
   maxLogLines: number;
-  /** Status blocks contributed by optional parts (mqtt, delivery), read at every status(). */
-  statusParts: ReadonlyMap<string, () => unknown>;
+  /** Status blocks contributed by the node's parts (mqtt, delivery, clock...), read at every status(). */
+  statusParts: () => PartsStatus;
   isStopping: () => boolean;
   /** Where captures go when the request does not say (DELIVER). */
   defaultDeliver: DeliveryChannel | 'none';
@@ -175,8 +176,6 @@ export function createCommands(options: CommandsOptions): Commands {
     },
 
     status(): NodeStatus {
-      const extras: Record<string, unknown> = {};
-      for (const [part, read] of options.statusParts) extras[part] = read();
       return buildStatus({
         nodeId: options.nodeId,
         version: options.version,
@@ -186,7 +185,7 @@ export function createCommands(options: CommandsOptions): Commands {
         usage: store.usage(),
         system: options.telemetry.snapshot(),
         captures: counters,
-        extras,
+        extras: options.statusParts(),
       });
     },
   };

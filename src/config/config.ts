@@ -12,6 +12,7 @@ export interface Config {
   port: number;
   capture_dir: string;
   log_dir: string;
+  log_target: 'file' | 'stdout' | 'both';
   log_level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   storage_limit_mb: number;
   min_free_disk_mb: number;

@@ -126,8 +126,7 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
     );
   }
 
-  const sendParams = options.schemas.ajv.getSchema('command.schema.json#/definitions/send');
-  if (!sendParams) throw new Error('command.schema.json has no definitions/send');
+  const sendParams = options.schemas.validator('command.schema.json#/definitions/send');
 
   return {
     start(): void {

@@ -1,6 +1,13 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify';
 import cors from '@fastify/cors';
 import type { Logger } from 'pino';
 import type { Commands } from '../commands/types.js';
@@ -10,6 +17,11 @@ import { registerDocs } from './docs.js';
 import { createRateLimiter } from './rate-limit.js';
 import { registerRoutes } from './routes.js';
 import { fromSchemaErrors, parseQueryLikeFastApi } from './validation.js';
+import { lazySerializers, prebuiltValidators, type ValidatorFactory } from './validators.js';
+
+type CompilersFactory = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
+type BuildValidator = NonNullable<CompilersFactory['buildValidator']>;
+type BuildSerializer = NonNullable<CompilersFactory['buildSerializer']>;
 
 export interface HttpServerOptions {
   commands: Commands;
@@ -21,6 +33,8 @@ export interface HttpServerOptions {
   maxLogLines: number;
   /** Extra routes from optional parts (e.g. /metrics), registered on the same instance. */
   plugins?: Array<(app: FastifyInstance) => void>;
+  /** fastify's route validator factory; default: the build-time validators (src/http/validators.ts). */
+  buildValidator?: ValidatorFactory;
 }
 
 /**
@@ -61,6 +75,14 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     bodyLimit: 64 * 1024,
     // Unknown query parameters are an error, not silently dropped: `?shuter=100` must not "work".
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
+    // fastify calls the compiler with the route ({ schema, method, url, httpPart }); its typings
+    // describe ajv-compiler's pool instead, hence the cast.
+    schemaController: {
+      compilersFactory: {
+        buildValidator: (options.buildValidator ?? prebuiltValidators()) as unknown as BuildValidator,
+        buildSerializer: lazySerializers() as unknown as BuildSerializer,
+      },
+    },
     forceCloseConnections: 'idle',
     // Requests fastify refuses before routing get the same `{"detail": ...}` shape as every other error.
     frameworkErrors: (error, request, reply) => {

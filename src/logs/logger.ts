@@ -1,7 +1,7 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
-import pinoRoll from 'pino-roll';
+import { createLogRing } from './ring.js';
+import { openRotatingFile, type RotatingFile } from './rotate.js';
 import { tailLogs } from './tail.js';
 import type { NodeLogger, NodeLoggerOptions } from './types.js';
 
@@ -14,55 +14,41 @@ export const REDACT_PATHS = SECRET_FIELDS.flatMap((field) => [field, `*.${field}
 export const REDACT_CENSOR = '[redacted]';
 
 /**
- * A pino logger writing JSON lines to `<dir>/<name>.<n>.log` (rotated by size, `current.log` linking the
- * file in use) and, optionally, to stdout.
+ * A pino logger writing JSON lines once, where LOG_TARGET says: to `<dir>/<name>.<n>.log` (rotated by
+ * size, `current.log` linking the file in use; src/logs/rotate.ts), to stdout (the journal under
+ * systemd), or to both. Without a file, the last lines are kept in memory for tail().
  *
- * The streams live in this thread (pino.multistream over pino-roll's SonicBoom) rather than in a pino
+ * The streams live in this thread (pino.multistream over SonicBoom streams) rather than in a pino
  * transport: a transport is a worker thread with its own V8 heap (about 11 MB more resident memory per
  * logger than in-thread streams, measured on x86-64 Node 20), which a 512 MB Pi pays per node. The file stream writes synchronously: a node logs a few
  * lines per operation, a write(2) into the page cache is cheap, no line is lost when the process dies,
  * and tail() sees every line logged before it without a flush handshake.
  */
-type FileStream = ReturnType<typeof pino.destination>;
-
 export async function createNodeLogger(options: NodeLoggerOptions): Promise<NodeLogger> {
   if (!(options.maxSizeMb > 0)) throw new Error(`maxSizeMb must be above 0, got ${options.maxSizeMb}`);
   if (!Number.isInteger(options.maxFiles) || options.maxFiles < 1)
     throw new Error(`maxFiles must be an integer of at least 1, got ${options.maxFiles}`);
-  await mkdir(options.dir, { recursive: true });
-
-  const file = await pinoRoll({
-    file: join(options.dir, options.name),
-    extension: '.log',
-    size: options.maxSizeMb,
-    symlink: true,
-    // removeOtherLogFiles counts the files left by earlier runs too, and the current file among them.
-    limit: { count: options.maxFiles + 1, removeOtherLogFiles: true },
-    mkdir: true,
-    sync: true,
-  });
-  // An unhandled 'error' (disk full, a failed rotation) would kill the process; the logger cannot log
-  // its own failure, so stderr gets one line per distinct error.
-  const closed = new Promise<void>((resolve) => file.once('close', () => resolve()));
-  let lastError = '';
-  file.on('error', (err: Error) => {
-    if (err.message === lastError) return;
-    lastError = err.message;
-    process.stderr.write(`log file ${join(options.dir, options.name)}: ${err.message}\n`);
-  });
 
   // Parts still winding down (a socket's close handler, a late timer) may log after close(); their lines
-  // are dropped rather than thrown at them by the destroyed stream.
+  // are dropped rather than thrown at the destroyed streams.
   let open = true;
-  const fileSink = {
-    write(line: string) {
-      if (open) file.write(line);
-    },
-  };
-  const streams: pino.StreamEntry[] = [{ level: 'trace', stream: fileSink }];
-  const stdout = options.stdout ? pino.destination({ dest: 1, sync: true }) : null;
-  if (stdout) {
-    // A closed stdout (EPIPE when the reader went away) must not take the node down; the file still logs.
+  const streams: pino.StreamEntry[] = [];
+  const file = options.target === 'stdout' ? null : await openLogFile(options);
+  if (file) {
+    streams.push({
+      level: 'trace',
+      stream: {
+        write(line: string) {
+          if (open) file.write(line);
+        },
+      },
+    });
+  }
+  const ring = file ? null : createLogRing(options.ringLines);
+  if (ring) streams.push({ level: 'trace', stream: ring });
+  if (options.target !== 'file') {
+    const stdout = pino.destination({ dest: 1, sync: true });
+    // A closed stdout (EPIPE when the reader went away) must not take the node down.
     stdout.on('error', () => undefined);
     streams.push({ level: 'trace', stream: stdout });
   }
@@ -79,22 +65,29 @@ export async function createNodeLogger(options: NodeLoggerOptions): Promise<Node
   let closing: Promise<void> | null = null;
   return {
     logger,
-    tail: (lines) => tailLogs(options.dir, options.name, lines),
+    tail: async (lines) => (ring ? ring.tail(lines) : tailLogs(options.dir, options.name, lines)),
     close() {
       open = false;
-      closing ??= closeStream(file, closed);
+      closing ??= file ? file.close() : Promise.resolve();
       return closing;
     },
   };
 }
 
-/** Ends the stream (writing what it still holds) and resolves once its file descriptor is closed. */
-function closeStream(stream: FileStream, closed: Promise<void>): Promise<void> {
-  try {
-    stream.end();
-  } catch {
-    // end() throws once the stream has destroyed itself: there is no descriptor left to close.
-    return Promise.resolve();
-  }
-  return closed;
+/** The rotating file; an error it meets goes to stderr, once per distinct message. */
+function openLogFile(options: NodeLoggerOptions): Promise<RotatingFile> {
+  let lastError = '';
+  return openRotatingFile({
+    dir: options.dir,
+    name: options.name,
+    maxBytes: options.maxSizeMb * 1024 * 1024,
+    keep: options.maxFiles,
+    onError(err) {
+      // The logger cannot log its own failure (disk full, a failed rotation), and an unhandled
+      // 'error' would kill the process.
+      if (err.message === lastError) return;
+      lastError = err.message;
+      process.stderr.write(`log file ${join(options.dir, options.name)}: ${err.message}\n`);
+    },
+  });
 }

@@ -13,7 +13,7 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
 
 /**
- * The log files of `<dir>/<name>`, newest first. pino-roll names them `<name>.<n>.log` and writes to the
+ * The log files of `<dir>/<name>`, newest first. the rotating file (rotate.ts) names them `<name>.<n>.log` and writes to the
  * highest n, so the order comes from the numbers rather than from mtimes (which ties within a second).
  * A missing folder means no logs yet.
  */

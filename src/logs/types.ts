@@ -18,14 +18,19 @@ export interface NodeLoggerOptions {
   /** Rotated files kept besides the current one. */
   maxFiles: number;
   level: Level;
-  /** Also write every line to stdout. */
-  stdout: boolean;
+  /** Where lines go, once each (LOG_TARGET). */
+  target: LogTarget;
+  /** With target 'stdout', how many recent lines tail() can return (kept in memory). */
+  ringLines: number;
 }
+
+/** The rotating files, stdout (the journal under systemd), or both. */
+export type LogTarget = 'file' | 'stdout' | 'both';
 
 export interface NodeLogger {
   logger: Logger;
   /** The last `lines` entries, oldest first, reaching into rotated files when the current one is short. */
   tail(lines: number): Promise<LogEntry[]>;
-  /** Flushes and closes the file; the logger must not be used afterwards. */
+  /** Flushes and closes the file (when there is one); the logger must not be used afterwards. */
   close(): Promise<void>;
 }

@@ -29,11 +29,7 @@ const DEDUPE_LIMITS = { windowMs: 10 * 60 * 1000, maxEntries: 1000, maxBytes: 2 
 
 /** The built-in actions: thin adapters over the same Commands as the HTTP routes. */
 export function builtInActions(commands: Commands, schemas: SchemaRegistry): Map<string, ActionDefinition> {
-  const params = (action: string): ValidateFunction => {
-    const fn = schemas.ajv.getSchema(`command.schema.json#/definitions/${action}`);
-    if (!fn) throw new Error(`command.schema.json has no definitions/${action}`);
-    return fn;
-  };
+  const params = (action: string): ValidateFunction => schemas.validator(`command.schema.json#/definitions/${action}`);
   return new Map<string, ActionDefinition>([
     ['capture', { validate: params('capture'), run: async (p, context) => ({ ...(await commands.capture(p, context)) }) }],
     ['list', { validate: params('list'), run: async () => ({ ...commands.list() }) }],

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { cpuPercent, type CpuTimes, readCpuTimes, systemProbes } from './probes.js';
-import type { DiskReading, MemoryReading, SystemSnapshot, Telemetry, TelemetryOptions } from './types.js';
+import type { DiskReading, MemoryReading, SystemSnapshot, Telemetry, TelemetryOptions, WirelessReading } from './types.js';
 
 const MIB = 1024 * 1024;
 const DEFAULT_PROBE_TIMEOUT_MS = 5000;
@@ -71,16 +71,18 @@ function guard<T>(name: string, run: () => Promise<T>, timeoutMs: number, logger
 export function createTelemetry(options: TelemetryOptions, parentLogger: Logger): Telemetry {
   const logger = parentLogger.child({ part: 'telemetry' });
   const timeoutMs = options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
-  const probes = { ...systemProbes(options.thermalZonePath), ...options.probes };
+  const probes = { ...systemProbes(options.thermalZonePath, options.wirelessPath), ...options.probes };
   const memoryProbe = guard('memory', () => probes.memory(), timeoutMs, logger);
   const diskProbe = guard('disk', () => probes.disk(options.diskPath), timeoutMs, logger);
   const temperatureProbe = guard('temperature', () => probes.temperature(), timeoutMs, logger);
+  const wirelessProbe = guard('wireless', () => probes.wireless(), timeoutMs, logger);
 
   let cpuTimes: CpuTimes | null = null;
   let cpu = 0;
   let memory: MemoryReading | null = null;
   let disk: DiskReading | null = null;
   let temperature: number | null = null;
+  let wifi: WirelessReading | null = null;
   let sampledAt: string | null = null;
 
   let running = false;
@@ -95,10 +97,16 @@ export function createTelemetry(options: TelemetryOptions, parentLogger: Logger)
     } catch (err) {
       logger.debug({ err }, 'CPU times unreadable');
     }
-    const [memoryReading, diskReading, temperatureReading] = await Promise.all([memoryProbe(), diskProbe(), temperatureProbe()]);
+    const [memoryReading, diskReading, temperatureReading, wirelessReading] = await Promise.all([
+      memoryProbe(),
+      diskProbe(),
+      temperatureProbe(),
+      wirelessProbe(),
+    ]);
     if (memoryReading !== NO_READING) memory = memoryReading;
     if (diskReading !== NO_READING) disk = diskReading;
     if (temperatureReading !== NO_READING) temperature = temperatureReading;
+    if (wirelessReading !== NO_READING) wifi = wirelessReading;
     sampledAt = new Date().toISOString();
   }
 
@@ -155,6 +163,7 @@ export function createTelemetry(options: TelemetryOptions, parentLogger: Logger)
         disk_total_mb: disk ? round1(disk.totalBytes / MIB) : 0,
         process_rss_mb: round1(process.memoryUsage.rss() / MIB),
         sampled_at: sampledAt,
+        wifi,
       };
     },
   };

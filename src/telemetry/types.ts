@@ -33,6 +33,20 @@ export interface TelemetryDetails extends SystemSnapshot {
   process_rss_mb: number;
   /** When the last sample completed (ISO 8601); null before the first. */
   sampled_at: string | null;
+  /** The Wi-Fi link (/proc/net/wireless); null without a wireless interface. */
+  wifi: WirelessReading | null;
+}
+
+/** One wireless interface's link, as `iwconfig` shows it. */
+export interface WirelessReading {
+  interface: string;
+  /** Link quality as the driver reports it, out of 70 for cfg80211 drivers. */
+  link_quality: number;
+  link_quality_percent: number;
+  /** Received signal level. */
+  signal_dbm: number;
+  /** null where the driver reports none (most do not). */
+  noise_dbm: number | null;
 }
 
 export interface TelemetryOptions {
@@ -41,6 +55,8 @@ export interface TelemetryOptions {
   sampleIntervalMs: number;
   /** Override for the thermal sensor (a Pi's `/sys/class/thermal/thermal_zone0/temp`); tests point it at a file. */
   thermalZonePath?: string;
+  /** Override for the wireless statistics (`/proc/net/wireless`); tests point it at a file. */
+  wirelessPath?: string;
   /** How long one probe may take before the sample goes on without it (default 5000). */
   probeTimeoutMs?: number;
   /** Replacements for the system probes, for machines (and tests) where one cannot be read. */
@@ -67,4 +83,6 @@ export interface TelemetryProbes {
   disk(path: string): Promise<DiskReading>;
   /** Degrees Celsius, or null without a sensor. */
   temperature(): Promise<number | null>;
+  /** The Wi-Fi link, or null without a wireless interface. */
+  wireless(): Promise<WirelessReading | null>;
 }

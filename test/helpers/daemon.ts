@@ -26,6 +26,8 @@ export async function spawnDaemon(env: Record<string, string>, timeoutMs = 15_00
       MQTT_PORT: '0',
       MQTT_HOST: '127.0.0.1',
       CAMERA_BACKEND: 'simulated',
+      // The port is read from the log on stdout; the file keeps GET /logs as the tests expect.
+      LOG_TARGET: 'both',
       ...FAST_CAMERA,
       ...env,
     },
