@@ -10,6 +10,8 @@ export const ERROR_CATALOGUE = {
   not_found: 404,
   payload_too_large: 413,
   rate_limited: 429,
+  /** The requester went away before the command ran (an HTTP client disconnected): dropped, never run. */
+  cancelled: 499,
   /** A command too old to run (`sent_at`, `expires_at`, a scheduled capture's `at`): nobody waits for it any more. */
   expired: 410,
   busy: 503,
@@ -61,6 +63,7 @@ export const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'payload_too_large',
   'rate_limited',
   'expired',
+  'cancelled',
   'busy',
   'camera_unavailable',
   'shutting_down',
