@@ -340,3 +340,20 @@ describe('over WebSockets', () => {
     }
   });
 });
+
+test('an error on the embedded broker’s listening server is logged, not thrown (it would crash the node)', async () => {
+  const seen: string[] = [];
+  const logger = pino({ level: 'error' }, { write: (line: string) => void seen.push(line) });
+  const broker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger });
+  try {
+    assert.doesNotThrow(() => broker.server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' })));
+    assert.ok(
+      seen.some((line) => line.includes('EMFILE')),
+      'logged',
+    );
+    const client = await connectClient(broker.url);
+    await client.endAsync();
+  } finally {
+    await broker.stop();
+  }
+});
