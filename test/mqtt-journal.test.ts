@@ -48,18 +48,24 @@ describe('command journal', () => {
   test('a finished command is answered again after a restart; a started one reads as interrupted', async () => {
     const file = fresh();
     const first = await openAt(file);
-    await first.begin('done-1', Promise.resolve(success('done-1', { n: 1 })), true);
+    first.begin('done-1', Promise.resolve(success('done-1', { n: 1 })), true);
+    await first.start('done-1');
     first.finish('done-1', success('done-1', { n: 1 }));
-    await first.begin('crashed', new Promise<Reply>(() => undefined), true);
-    await first.begin('read', Promise.resolve(success('read')), false);
+    first.begin('crashed', new Promise<Reply>(() => undefined), true);
+    await first.start('crashed');
+    first.begin('waiting', new Promise<Reply>(() => undefined), true);
+    first.begin('read', Promise.resolve(success('read')), false);
+    await first.start('read');
     first.finish('read', success('read'));
-    await first.begin('refused', Promise.resolve(success('refused')), true);
+    first.begin('refused', Promise.resolve(success('refused')), true);
+    await first.start('refused');
     first.forget('refused');
     // No close: what is on disk is what a kill -9 leaves.
     await new Promise((resolve) => setImmediate(resolve));
     const second = await openAt(file);
     assert.deepEqual(await second.get('done-1'), success('done-1', { n: 1 }));
     assert.equal((await second.get('crashed'))?.error?.code, 'interrupted');
+    assert.equal(second.get('waiting'), undefined, 'accepted but not started: a redelivery runs it');
     assert.equal(second.get('read'), undefined, 'reads are not kept on disk');
     assert.equal(second.get('refused'), undefined, 'a refusal is forgotten');
     for (const id of ['done-1', 'crashed']) assert.ok(validReply(await second.get(id)), JSON.stringify(validReply.errors));
@@ -67,10 +73,13 @@ describe('command journal', () => {
     await second.close();
   });
 
-  test('the "started" record is on disk before begin resolves', async () => {
+  test('the "started" record is on disk before start resolves, not before', async () => {
     const file = fresh();
     const journal = await openAt(file);
-    await journal.begin('c1', new Promise<Reply>(() => undefined), true);
+    journal.begin('c1', new Promise<Reply>(() => undefined), true);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(await readFile(file, 'utf8'), '');
+    await journal.start('c1');
     assert.match(await readFile(file, 'utf8'), /"id":"c1".*"s":"run"/);
     await journal.close();
   });
@@ -78,7 +87,8 @@ describe('command journal', () => {
   test('a torn or corrupt line is skipped; the rest is read', async () => {
     const file = fresh();
     const journal = await openAt(file);
-    await journal.begin('a', Promise.resolve(success('a')), true);
+    journal.begin('a', Promise.resolve(success('a')), true);
+    await journal.start('a');
     journal.finish('a', success('a'));
     await journal.close();
     await appendFile(file, 'garbage\n{"id":"b","t":1000,"s":"do');
@@ -96,7 +106,8 @@ describe('command journal', () => {
     const journal = await openAt(file, () => now, limits);
     for (let i = 0; i < 500; i++) {
       const id = `id-${i}`;
-      await journal.begin(id, Promise.resolve(success(id)), true);
+      journal.begin(id, Promise.resolve(success(id)), true);
+      await journal.start(id);
       journal.finish(id, success(id, { pad: 'x'.repeat(i % 7 === 0 ? 300 : 10) }));
       now += 5;
     }
@@ -129,6 +140,71 @@ describe('command handler: once, fresh, bounded', () => {
   }
   const send = (handler: ReturnType<typeof createCommandHandler>, command: Record<string, unknown>) =>
     handler.handleMessage(Buffer.from(JSON.stringify(command)), 'cameras/cam1/cmd');
+
+  test('after a crash, a command that had started answers interrupted; one still waiting for its turn runs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'journal-crash-'));
+    const path = join(dir, 'journal.jsonl');
+    const hang = new Promise<Record<string, unknown>>(() => undefined);
+    let beforeCrash!: () => void;
+    const gotTurn = new Promise<void>((resolve) => {
+      beforeCrash = resolve;
+    });
+    const crashing: ActionDefinition = {
+      validate: ajv.compile({ type: 'object' }),
+      // Has its effect at once (like delete), then the node dies.
+      run: async () => {
+        beforeCrash();
+        return hang;
+      },
+    };
+    const queued: ActionDefinition = {
+      validate: ajv.compile({ type: 'object' }),
+      marksStart: true,
+      // Waits in a queue (like capture) and never gets its turn before the crash.
+      run: async () => hang,
+    };
+    const open = () => CommandJournal.open<Reply>({ path, limits: LIMITS, interrupted, logger });
+    const journal = await open();
+    const before = createCommandHandler({
+      nodeId: 'cam1',
+      maxCommandBytes: 1024,
+      actions: new Map([
+        ['effect', crashing],
+        ['queued', queued],
+      ]),
+      logger,
+      journal,
+    });
+    void send(before, { id: 'e1', action: 'effect' });
+    void send(before, { id: 'q1', action: 'queued' });
+    // run() is called once its start is on disk.
+    await gotTurn;
+    // The restart: a new journal from the same file, actions that now complete.
+    let runs = 0;
+    const after = createCommandHandler({
+      nodeId: 'cam1',
+      maxCommandBytes: 1024,
+      actions: new Map(
+        ['effect', 'queued'].map((name) => [
+          name,
+          {
+            validate: ajv.compile({ type: 'object' }),
+            run: async () => {
+              runs++;
+              return {};
+            },
+          },
+        ]),
+      ),
+      logger,
+      journal: await open(),
+    });
+    assert.equal((await send(after, { id: 'e1', action: 'effect' })).reply.error?.code, 'interrupted');
+    assert.equal((await send(after, { id: 'q1', action: 'queued' })).reply.status, 'success');
+    assert.equal(runs, 1, 'only the command that never started ran again');
+    await journal.close();
+    await rm(dir, { recursive: true, force: true });
+  });
 
   test('a refusal is answered but not remembered: a retry with the same id runs', async () => {
     let busy = true;

@@ -138,6 +138,7 @@ export function createCommands(options: CommandsOptions): Commands {
           captureFrame: async (settings, at, queueSignal) => {
             const signal = context.signal ? AbortSignal.any([queueSignal, context.signal]) : queueSignal;
             try {
+              await context.started?.();
               return await captureNow(settings, { ...context, deliver }, signal, at);
             } catch (err) {
               // Each failed frame of a burst counts (and is announced) on its own.

@@ -21,6 +21,12 @@ export interface ActionDefinition {
    * again and gets fresh data instead of a reply kept on disk. Everything else is journaled.
    */
   readOnly?: boolean;
+  /**
+   * Calls `context.started()` itself, just before its effect (capture: when its turn in the camera
+   * queue has come), so a crash while it still waits leaves it to run on redelivery. Other actions
+   * are marked started as they begin.
+   */
+  marksStart?: boolean;
 }
 
 export interface Reply {
@@ -46,7 +52,10 @@ export function builtInActions(commands: Commands, schemas: SchemaRegistry): Map
     return fn;
   };
   return new Map<string, ActionDefinition>([
-    ['capture', { validate: params('capture'), run: async (p, context) => ({ ...(await commands.capture(p, context)) }) }],
+    [
+      'capture',
+      { validate: params('capture'), run: async (p, context) => ({ ...(await commands.capture(p, context)) }), marksStart: true },
+    ],
     ['list', { validate: params('list'), run: async () => ({ ...commands.list() }), readOnly: true }],
     ['delete', { validate: params('delete'), run: async (p, context) => ({ ...(await commands.delete(String(p['filename']), context)) }) }],
     ['logs', { validate: params('logs'), run: async (p) => ({ ...(await commands.logs(Number(p['lines']))) }), readOnly: true }],
@@ -113,6 +122,7 @@ export function createCommandHandler(options: CommandHandlerOptions) {
     params: CommandParams,
     context: CommandContext,
   ): Promise<Reply> {
+    if (!definition.marksStart) await context.started?.();
     const result = await definition.run(params, context);
     return { ...result, id, node_id: nodeId, action, status: 'success' };
   }
@@ -185,23 +195,29 @@ export function createCommandHandler(options: CommandHandlerOptions) {
       return { reply: refusal, replyTo };
     }
 
-    const context: CommandContext = { source: 'mqtt', ...(id ? { requestId: id } : {}), ...(meta.signal ? { signal: meta.signal } : {}) };
-    let started!: () => void;
-    const mayStart = new Promise<void>((resolve) => {
-      started = resolve;
+    const durable = id !== null && !definition.readOnly;
+    const context: CommandContext = {
+      source: 'mqtt',
+      ...(id ? { requestId: id } : {}),
+      ...(meta.signal ? { signal: meta.signal } : {}),
+      // Recorded on disk just before it has its effect: see journal.ts.
+      ...(id !== null && durable ? { started: () => journal.start(id) } : {}),
+    };
+    // Remembered before it starts, so a duplicate arriving meanwhile waits for this reply.
+    let answer!: (reply: Reply) => void;
+    const reply = new Promise<Reply>((resolve) => {
+      answer = resolve;
     });
-    const reply = mayStart
-      .then(() => execute(id, action, definition, params, context))
+    if (id !== null) journal.begin(id, reply, durable);
+    void execute(id, action, definition, params, context)
       .catch((err: unknown): Reply => {
         const failure = errorReply(id, action, err);
         const level = failure.error && toNodeError(err).httpStatus < 500 ? 'warn' : 'error';
         logger[level]({ topic, id, action, code: failure.error?.code, err: level === 'error' ? err : undefined }, 'command failed');
         return failure;
-      });
+      })
+      .then(answer);
     try {
-      // Recorded as started (on disk, for commands with effects) before it runs: see journal.ts.
-      if (id !== null) await journal.begin(id, reply, !definition.readOnly);
-      started();
       const settled = await reply;
       if (id !== null) {
         const code = settled.error?.code;

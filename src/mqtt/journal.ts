@@ -24,8 +24,10 @@ interface Entry<R> {
   /** The settled reply, once there is one. */
   settled?: R;
   bytes: number;
-  /** Written to disk: it survives a restart. */
+  /** Kept on disk once started: it survives a restart. */
   durable: boolean;
+  /** Its `run` line is written: it may have had its effect. */
+  started: boolean;
 }
 
 /** One line of the journal file. `run`: about to execute; `done`: its reply; `drop`: refused after all, forget it. */
@@ -46,8 +48,9 @@ export interface CommandJournalOptions<R> {
  * redelivery, a controller's retry) is answered again instead of executed twice — across restarts,
  * `kill -9` included. Bounded in time, entries and bytes; the oldest go first.
  *
- * On disk it is an append-only file of JSON lines: `run` is appended and fsynced *before* a command
- * executes, `done` (its reply) after. A restart that finds a `run` without its `done` answers that id
+ * On disk it is an append-only file of JSON lines: `run` is appended and fsynced just *before* a
+ * command has its effect (`start`: for a capture, when its turn in the camera queue has come), `done`
+ * (its reply) after. A restart that finds a `run` without its `done` answers that id
  * with `interrupted` (the command may or may not have had its effect; it is never run again).
  * `done` is not fsynced: if it is lost, the id reads as interrupted, which still never runs twice.
  * Torn or corrupt lines (a crash mid-append) are skipped. The file is rewritten (temp file, fsync,
@@ -99,16 +102,27 @@ export class CommandJournal<R extends StoredReply> {
   }
 
   /**
-   * Records that the command `id` is about to run; `durable` ones are on disk before this resolves.
-   * Settle it with `finish` or `forget`. `reply` must not reject.
+   * Records that the command `id` was accepted: a repeat now waits for `reply` (which must not
+   * reject). Settle it with `finish` or `forget`; a `durable` one is on disk once `start`ed.
    */
-  async begin(id: string, reply: Promise<R>, durable: boolean): Promise<void> {
-    const entry: Entry<R> = { at: this.now(), reply, bytes: 0, durable: durable && this.options.path !== null };
+  begin(id: string, reply: Promise<R>, durable: boolean): void {
+    const entry: Entry<R> = { at: this.now(), reply, bytes: 0, durable: durable && this.options.path !== null, started: false };
     const previous = this.entries.get(id);
     if (previous) this.remove(id, previous);
     this.entries.set(id, entry);
     this.prune();
-    if (entry.durable) await this.append({ id, t: entry.at, s: 'run' }, true);
+  }
+
+  /**
+   * The command is about to have its effect (a capture about to trigger the camera): on disk, and
+   * fsynced, when this resolves. Until then a crash loses nothing: the command had not started, so a
+   * redelivery after the restart runs it.
+   */
+  async start(id: string): Promise<void> {
+    const entry = this.entries.get(id);
+    if (!entry?.durable || entry.started) return;
+    entry.started = true;
+    await this.append({ id, t: entry.at, s: 'run' }, true);
   }
 
   /** The command ran: its reply is what a repeat of the id gets. */
@@ -127,7 +141,7 @@ export class CommandJournal<R extends StoredReply> {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.remove(id, entry);
-    if (entry.durable) void this.append({ id, s: 'drop' }, false);
+    if (entry.durable && entry.started) void this.append({ id, s: 'drop' }, false);
   }
 
   get size(): number {
@@ -226,7 +240,7 @@ export class CommandJournal<R extends StoredReply> {
       if (reply === null) interrupted++;
       const settled = reply ?? this.options.interrupted(id);
       const bytes = Buffer.byteLength(JSON.stringify(settled));
-      this.entries.set(id, { at, reply: Promise.resolve(settled), settled, bytes, durable: true });
+      this.entries.set(id, { at, reply: Promise.resolve(settled), settled, bytes, durable: true, started: true });
       this.bytes += bytes;
     }
     this.prune();
@@ -244,7 +258,8 @@ export class CommandJournal<R extends StoredReply> {
     this.prune();
     const lines: string[] = [];
     for (const [id, entry] of this.entries) {
-      if (!entry.durable) continue;
+      // Accepted but not started: nothing to recover, a redelivery after a restart runs it.
+      if (!entry.durable || (!entry.started && !entry.settled)) continue;
       const line: Line = entry.settled ? { id, t: entry.at, s: 'done', reply: entry.settled } : { id, t: entry.at, s: 'run' };
       lines.push(JSON.stringify(line));
     }
