@@ -51,7 +51,9 @@ export function checkFreshness(command: Record<string, unknown>, options: Freshn
   const at = command['action'] === 'capture' && command['at'] !== undefined ? instant('at', command['at']) : null;
   if (at !== null) {
     if (late(at) > 0)
-      refuse(`the capture was due ${Math.round(now - at)} ms ago; it is not taken late`, { at: new Date(at).toISOString() });
+      refuse(`at is ${Math.round(now - at)} ms in the past (tolerance ${options.toleranceMs} ms): a capture is not taken late`, {
+        at: new Date(at).toISOString(),
+      });
     return;
   }
   if (sentAt !== null && options.maxAgeMs > 0 && late(sentAt + options.maxAgeMs) > 0)
