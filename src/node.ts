@@ -17,6 +17,7 @@ import { createNodeLogger } from './logs/logger.js';
 import type { LogTarget, NodeLogger } from './logs/types.js';
 import type { DeliveryStatus } from './delivery/mqtt-delivery.js';
 import type { OutboxStatus } from './delivery/outbox.js';
+import { JOURNAL_FILE } from './mqtt/journal.js';
 import type { MqttPlane } from './mqtt/plane.js';
 import { createMetrics } from './metrics/metrics.js';
 import { createPartRegistry, type PartRegistry } from './parts.js';
@@ -400,6 +401,8 @@ async function startMqtt(core: Core, httpPort: number): Promise<{ url: string; p
     embedded,
     schemas,
     telemetryExtras: () => ({ ...core.telemetry.details(), clock: core.clock.snapshot() }),
+    journalPath: join(resolve(config.capture_dir), JOURNAL_FILE),
+    clock: () => core.clock.snapshot(),
   });
   const delivery = createMqttDelivery({
     plane,

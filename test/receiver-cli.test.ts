@@ -136,22 +136,29 @@ describe('camera-node capture, status and watch against the embedded broker', ()
 });
 
 describe('camera-node capture through Mosquitto (MQTT 5)', { skip: missingMosquitto ?? false }, () => {
-  test('the reply comes on the response topic the command named, not on the node res topic', async () => {
+  test("the command carries reply_to, sent_at and an expiry; the reply comes under the node's namespace", async () => {
     const broker = await startMosquitto();
     const node = await startTestNode({ mqtt_url: broker.url, mqtt_protocol_version: 5 });
     const out = await tempDir('cli-out5');
     const monitor = await connectClient(broker.url, { protocolVersion: 5 });
     try {
+      const commands = await collect(monitor, `cameras/${node.config.node_id}/cmd`);
       const resTopic = await collect(monitor, `cameras/${node.config.node_id}/res`);
-      const replies = await collect(monitor, 'cameras/client/+/res');
+      const replies = await collect(monitor, 'cameras/+/res/+');
       const run = await camera(['capture', '--broker', broker.url, '--node', node.config.node_id, '--out', out, '--timeout', '30']).exited;
       assert.equal(run.code, 0, run.stderr);
       const [status, path] = outcomeLines(run.stdout).get(node.config.node_id) ?? [];
       assert.equal(status, 'ok');
       assert.ok((await readFile(path!)).equals(await stored(node, path!.split('/').at(-1)!)));
+      const [command] = await commands.waitFor();
+      const sent = command!.json();
+      assert.match(String(sent['reply_to']), /^cli-/);
+      assert.equal(typeof sent['sent_at'], 'number');
+      const expiry = command!.packet.properties?.messageExpiryInterval ?? 0;
+      assert.ok(expiry > 0 && expiry <= 30, `the broker drops it once the CLI has given up (${expiry} s)`);
       const [reply] = await replies.waitFor();
+      assert.equal(reply!.topic, `cameras/${node.config.node_id}/res/${String(sent['reply_to'])}`);
       assert.equal(reply!.json()['node_id'], node.config.node_id);
-      assert.match(reply!.packet.properties?.correlationData?.toString() ?? '', /^cli-/, 'the correlation data is echoed');
       assert.equal(resTopic.messages.length, 0);
     } finally {
       await monitor.endAsync();

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import type { IPublishPacket, MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { parseAt } from '../commands/schedule.js';
 import { connectBroker, onlineNodes, parseCommandArgs, readRetained, speaksMqtt5, UsageError } from './cli-broker.js';
 import { createReceiver, type ReceivedImage, type Receiver } from './receiver.js';
+import { acceptReply, commandPayload, commandPublishProperties, newRequester, replyTopicFilter } from './request.js';
 
 export const CAPTURE_USAGE = `camera-node capture --broker URL (--node ID ... | --all | --group NAME) [--out DIR] [options]
 
@@ -60,12 +60,12 @@ function announcedFiles(reply: Record<string, unknown>): string[] {
   return typeof single === 'string' ? [single] : [];
 }
 
-function buildCommand(
-  id: string,
+/** The capture's parameters from the command line. */
+function captureParams(
   values: Record<string, string | boolean | string[] | undefined>,
   deliver: string | undefined,
 ): Record<string, unknown> {
-  const command: Record<string, unknown> = { id, action: 'capture' };
+  const command: Record<string, unknown> = {};
   if (deliver) command['deliver'] = deliver;
   if (typeof values['at'] === 'string') {
     try {
@@ -117,8 +117,10 @@ export async function runCapture(argv: string[]): Promise<number> {
   const timeoutS = Number(values.timeout);
   if (!(timeoutS > 0)) throw new UsageError(`--timeout must be a positive number of seconds, not '${values.timeout}'`);
   const prefix = values.prefix ?? 'cameras';
-  const id = `cli-${randomUUID()}`;
-  const command = buildCommand(id, values, deliver);
+  // Replies come on <prefix>/<node>/res/<requester>, under each node's own namespace.
+  const requester = newRequester('cli');
+  const command = commandPayload('capture', captureParams(values, deliver), { requester });
+  const id = command.id;
 
   const client = await connectBroker(values);
   const outcomes = new Map<string, Outcome>();
@@ -158,27 +160,21 @@ export async function runCapture(argv: string[]): Promise<number> {
       });
       await receiver.start();
     }
-    // MQTT 5: the replies come on a topic of our own; 3.1.1: on every node's res topic, picked by id.
-    const replyTopic = speaksMqtt5(client) ? `${prefix}/client/${client.options.clientId}/res` : `${prefix}/+/res`;
-    client.on('message', (topic: string, payload: Buffer, packet: IPublishPacket) => {
-      if (speaksMqtt5(client) ? topic !== replyTopic : !topic.endsWith('/res')) return;
-      if (packet.properties?.correlationData && packet.properties.correlationData.toString() !== id) return;
-      let reply: Record<string, unknown>;
-      try {
-        reply = JSON.parse(payload.toString()) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      const outcome = outcomes.get(String(reply['node_id']));
-      if (reply['id'] !== id || !outcome || outcome.reply) return;
+    const replyFilter = replyTopicFilter(prefix, requester);
+    client.on('message', (topic: string, payload: Buffer) => {
+      // Only a reply published in the namespace of the node it names: no node can answer for another.
+      const reply = acceptReply(prefix, requester, topic, payload);
+      const outcome = reply ? outcomes.get(reply.node_id) : undefined;
+      if (!reply || reply.id !== id || !outcome || outcome.reply) return;
       outcome.reply = reply;
       const error = reply['error'] as { code: string; message: string } | undefined;
       const files = announcedFiles(reply);
       process.stderr.write(`${outcome.nodeId}: ${error ? `error ${error.code}: ${error.message}` : `captured ${files.join(', ')}`}\n`);
       check();
     });
-    await client.subscribeAsync(replyTopic, { qos: 1 });
-    const properties = speaksMqtt5(client) ? { properties: { responseTopic: replyTopic, correlationData: Buffer.from(id) } } : {};
+    await client.subscribeAsync(replyFilter, { qos: 1 });
+    // MQTT 5: a broker holding the command for an offline node drops it once nobody waits for the answer.
+    const properties = commandPublishProperties(speaksMqtt5(client), timeoutS);
     for (const topic of topics) await client.publishAsync(topic, JSON.stringify(command), { qos: 1, ...properties });
     process.stderr.write(`capture ${id} sent to ${nodes.length} node(s): ${nodes.join(', ')}\n`);
     timer = setTimeout(finished, timeoutS * 1000);

@@ -98,7 +98,11 @@ export function createReceiver(options: ReceiverOptions) {
   const fail = (nodeId: string, filename: string, message: string): void => options.onError?.({ nodeId, filename, message });
   const sendCommand = (nodeId: string, command: Record<string, unknown>): Promise<unknown> =>
     client
-      .publishAsync(`${prefix}/${nodeId}/cmd`, JSON.stringify({ id: `resend-${randomUUID()}`, action: 'send', ...command }), { qos: 1 })
+      .publishAsync(
+        `${prefix}/${nodeId}/cmd`,
+        JSON.stringify({ id: `resend-${randomUUID()}`, action: 'send', sent_at: Date.now(), ...command }),
+        { qos: 1 },
+      )
       .catch(() => undefined);
 
   function forgetEarly(key: string): void {
