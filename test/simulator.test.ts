@@ -38,7 +38,7 @@ async function which(tool: string): Promise<boolean> {
 // ------------------------------------------------------------------------------------------------
 
 type Ifd = Map<number, number[] | string>;
-const SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 10: 8 };
+const SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 10: 8, 13: 4 };
 
 function readIfd(buf: Buffer, offset: number): { ifd: Ifd; next: number } {
   assert.ok(offset >= 8 && offset % 2 === 0 && offset + 2 <= buf.length, `IFD offset ${offset} inside the file and word-aligned`);
@@ -70,6 +70,13 @@ function readIfd(buf: Buffer, offset: number): { ifd: Ifd; next: number } {
     }
   }
   return { ifd, next: buf.readUInt32LE(offset + 2 + count * 12) };
+}
+
+/** The field type of `tag` in the IFD at `offset`. */
+function ifdType(buf: Buffer, offset: number, tag: number): number | undefined {
+  const count = buf.readUInt16LE(offset);
+  for (let i = 0; i < count; i++) if (buf.readUInt16LE(offset + 2 + i * 12) === tag) return buf.readUInt16LE(offset + 4 + i * 12);
+  return undefined;
 }
 
 const nums = (ifd: Ifd, tag: number): number[] => {
@@ -121,18 +128,17 @@ function checkDngLayout(buf: Buffer, sensor: { name: string; width: number; heig
   assert.deepEqual(nums(raw, 50717), [2 ** sensor.bits - 1]);
   const offsets = nums(raw, 273);
   const counts = nums(raw, 279);
-  assert.equal(offsets.length, counts.length);
-  let total = 0;
-  offsets.forEach((offset, i) => {
-    const count = counts[i] ?? 0;
-    assert.ok(offset > 0 && offset + count <= buf.length, `strip ${i} inside the file`);
-    if (i > 0) assert.equal(offset, (offsets[i - 1] ?? 0) + (counts[i - 1] ?? 0), 'strips contiguous, in order');
-    total += count;
-  });
-  assert.equal(total, sensor.width * sensor.height * 2, 'every pixel as a 16-bit word');
+  assert.equal(offsets.length, 1, 'ROWSPERSTRIP is never set: one strip');
+  assert.deepEqual(nums(raw, 278), [sensor.height]);
+  const [stripAt = 0] = offsets;
+  assert.deepEqual(counts, [sensor.width * sensor.height * 2], 'every pixel as a 16-bit word');
+  assert.ok(stripAt > subAt && stripAt + (counts[0] ?? 0) <= buf.length, 'the raw directory sits before its pixel data');
+  assert.deepEqual(ifdType(buf, buf.readUInt32LE(4), 330), 13, 'SubIFDs has type IFD');
+  assert.deepEqual(ifdType(buf, buf.readUInt32LE(4), 34665), 13, 'ExifIFD has type IFD');
 
   const [exifAt = 0] = nums(ifd0, 34665);
   const { ifd: exif } = readIfd(buf, exifAt);
+  assert.deepEqual([nums(exif, 259), nums(exif, 273), nums(exif, 279)], [[1], [0], [0]], 'libtiff’s stray entries');
   assert.match(String(exif.get(36867)), /^\d{4}:\d\d:\d\d \d\d:\d\d:\d\d$/);
   assert.ok((nums(exif, 34855)[0] ?? 0) >= 100, 'ISO from the analogue gain');
   assert.equal(nums(exif, 33434).length, 2);
@@ -312,7 +318,7 @@ describe('a capture', () => {
     const facts = checkDngLayout(dng, TINY_FACTS);
     assert.deepEqual(nums(facts.exif, 34855), [200], 'ISO = analogue gain × 100');
     assert.deepEqual(nums(facts.exif, 33434), [20000, 1_000_000], 'ExposureTime 1/50 s');
-    assert.deepEqual(await checkDng(`${b}.dng`), { complete: true, size: dng.length });
+    assert.deepEqual(await checkDng(`${b}.dng`), { complete: true, size: dng.length, final: true });
     const metadata = JSON.parse(await readFile(`${b}.json`, 'utf8')) as Record<string, unknown>;
     assert.equal(metadata['ExposureTime'], 20000);
     assert.equal(metadata['AnalogueGain'], 2);
@@ -412,6 +418,60 @@ describe('a capture', () => {
     const thumbnail = extractExifThumbnail(await readFile(`${b}.jpg`));
     assert.ok(thumbnail && thumbnail.length < 1024 * 1024);
     assert.deepEqual(jpegSize(thumbnail), { width: 320, height: 240 });
+  });
+
+  test('libtiff 4.5 rewrites IFD0 in place; 4.7 moves it to the end of the file', async () => {
+    const [old, current] = [base(), base()];
+    await sim(args(old), { CAMERA_SIM_LIBTIFF: '4.5' });
+    await sim(args(current), { CAMERA_SIM_LIBTIFF: '4.7' });
+    const [a, b] = await Promise.all([readFile(`${old}.dng`), readFile(`${current}.dng`)]);
+    const thumbEnd = 8 + Math.floor(TINY.width / 16) * Math.floor(TINY.height / 16) * 3;
+    assert.equal(a.readUInt32LE(4), thumbEnd + (thumbEnd & 1), '4.5: IFD0 right after the thumbnail');
+    assert.ok(b.readUInt32LE(4) > b.length - 1024, '4.7: IFD0 at the end');
+    for (const dng of [a, b]) checkDngLayout(dng, TINY_FACTS);
+    assert.equal((await checkDng(`${current}.dng`)).complete, true);
+  });
+
+  test('a mono sensor (ov9281): no colour tags, no SubIFD or EXIF pointers, LinearRaw chained after IFD0', async (t) => {
+    const b = base();
+    const result = await sim(args(b), { CAMERA_SIM_SENSOR: 'ov9281' });
+    assert.equal(result.exitCode, 0, result.stderr);
+    const dng = await readFile(`${b}.dng`);
+    const { ifd: ifd0, next } = readIfd(dng, dng.readUInt32LE(4));
+    for (const tag of [330, 34665, 50721, 50728, 50778]) assert.equal(ifd0.has(tag), false, `no tag ${tag} in IFD0`);
+    assert.deepEqual(nums(ifd0, 254), [1], 'IFD0 is still the thumbnail');
+    const { ifd: raw } = readIfd(dng, next);
+    assert.deepEqual(nums(raw, 254), [0]);
+    assert.deepEqual([nums(raw, 256)[0], nums(raw, 257)[0]], [1280, 800]);
+    assert.deepEqual(nums(raw, 262), [34892], 'LinearRaw');
+    assert.equal(raw.has(33422), false, 'no CFAPattern');
+    assert.deepEqual(nums(raw, 50713), [1, 1]);
+    assert.deepEqual(nums(raw, 279), [1280 * 800 * 2]);
+    assert.deepEqual(await checkDng(`${b}.dng`), { complete: true, size: dng.length, final: false });
+    if (await which('dcraw')) {
+      const identify = await execa('dcraw', ['-i', '-v', `${b}.dng`]);
+      assert.match(identify.stdout, /Full size:\s+1280 x 800/);
+      assert.match(identify.stdout, /Raw colors: 1/);
+    } else t.diagnostic('dcraw not installed: skipped its check');
+  });
+
+  test('--mode forces the raw mode while --width/--height size the JPEG; without --mode they shrink the DNG', async () => {
+    const [forced, shrunk] = [base(), base()];
+    const small = ['--width', '320', '--height', '240', '-q', '80'];
+    const env = { CAMERA_SIM_SENSOR: 'imx477' };
+    assert.equal((await sim(args(forced, [...small, '--mode', '4056:3040:12:P'], 'none'), env)).exitCode, 0);
+    assert.equal((await sim(args(shrunk, small, 'none'), env)).exitCode, 0);
+    const [forcedDng, forcedJpeg, shrunkDng] = await Promise.all([
+      readFile(`${forced}.dng`),
+      readFile(`${forced}.jpg`),
+      readFile(`${shrunk}.dng`),
+    ]);
+    checkDngLayout(forcedDng, { name: 'imx477', width: 4056, height: 3040, bits: 12, cfa: [0, 1, 1, 2] });
+    assert.deepEqual(jpegSize(forcedJpeg), { width: 320, height: 240 });
+    assert.ok(forcedJpeg.length < 64 * 1024, `a small JPEG (${forcedJpeg.length} bytes)`);
+    assert.equal(extractExifThumbnail(forcedJpeg), null, '--thumb none');
+    // The smallest full field-of-view mode covering 320x240: the 2x2-binned one.
+    checkDngLayout(shrunkDng, { name: 'imx477', width: 2028, height: 1520, bits: 12, cfa: [0, 1, 1, 2] });
   });
 
   test('a plain -t viewfinder run, a png encoding, metadata on stdout', async () => {

@@ -6,6 +6,7 @@ import { capturePaths, coldCaptureArgs, MAX_OUTPUT_PATH_BYTES, outputFormat, typ
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
 import { resolveBackend, type AppInvocation } from './backend.js';
 import { DEFAULT_KILL_GRACE_MS, listCameras, PROBE_TIMEOUT_MS, runApp, spawnFailure, type AppResult } from './run-app.js';
+import { createBootClock, sensorTimestampOf } from './boottime.js';
 import { createCameraState } from './state.js';
 import { createSerialRunner } from './serial.js';
 import type { Camera, CameraInfo, CameraOptions, CaptureOutput, CaptureRequest } from './types.js';
@@ -81,6 +82,7 @@ export function createCamera(options: CameraOptions): Camera {
   let probeTimer: NodeJS.Timeout | null = null;
   // The chain of camera-process runs (probes and captures), one after the other.
   const runs = createSerialRunner();
+  const boot = options.bootClock ?? createBootClock();
 
   function backend(): Promise<AppInvocation> {
     invocation ??= resolveBackend(options.backend, {
@@ -185,6 +187,7 @@ export function createCamera(options: CameraOptions): Camera {
       settings: request.settings,
       immediate: options.immediate,
       cameraIndex: options.cameraIndex,
+      rawMode: state.rawMode(),
     });
     if (request.at !== undefined) {
       // A scheduled capture: the app is started at that instant (its own start cost comes after).
@@ -231,6 +234,8 @@ export function createCamera(options: CameraOptions): Camera {
       }
       const jpegBytes = await fileSize(paths.jpegPath);
       const metadata = await readMetadata(paths.metadataPath);
+      const sensorTimestamp = sensorTimestampOf(metadata);
+      const exposureStartedAt = sensorTimestamp === null ? null : boot.toEpochMs(sensorTimestamp);
       const completedAt = Date.now();
       logger.info(
         { duration_ms: completedAt - triggeredAt, dng_bytes: dngBytes, jpeg_bytes: jpegBytes, metadata: metadata !== null },
@@ -239,7 +244,14 @@ export function createCamera(options: CameraOptions): Camera {
       state.recordSuccess();
       // A DNG proves the camera is there; let a probe fill in which one if the last check said otherwise.
       if (!state.info().connected) reprobeSoon('capture worked while marked disconnected');
-      return { dngPath: paths.dngPath, jpegPath: jpegBytes === null ? null : paths.jpegPath, metadata, triggeredAt, completedAt };
+      return {
+        dngPath: paths.dngPath,
+        jpegPath: jpegBytes === null ? null : paths.jpegPath,
+        metadata,
+        triggeredAt,
+        completedAt,
+        exposureStartedAt,
+      };
     } catch (err) {
       // The app is gone (execa resolved after it exited), so nothing writes these any more.
       await removeOutputs(paths);
@@ -252,6 +264,7 @@ export function createCamera(options: CameraOptions): Camera {
       started ??= (async () => {
         if (lifetime.signal.aborted) throw new NodeError('shutting_down', 'the camera is stopped');
         await backend();
+        boot.nowNs(); // calibrates the boot clock now, not during a capture
         await probe();
         if (options.probeIntervalMs > 0 && !lifetime.signal.aborted) {
           probeTimer = setInterval(() => {
@@ -297,6 +310,8 @@ export function createCamera(options: CameraOptions): Camera {
     },
 
     expectedDngBytes: () => state.expectedDngBytes(),
+
+    rawMode: () => state.rawMode(),
 
     onChange: (listener) => state.onChange(listener),
   };

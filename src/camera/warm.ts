@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { NodeError } from '../errors.js';
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
 import { resolveBackend, type AppInvocation } from './backend.js';
+import { createBootClock } from './boottime.js';
 import { createCamera, linkedController } from './camera.js';
 import { DEFAULT_KILL_GRACE_MS } from './run-app.js';
 import type { Camera, CameraInfo, CameraOptions, CaptureOutput, CaptureRequest, CaptureSettings } from './types.js';
@@ -18,6 +19,8 @@ export interface WarmCameraOptions extends CameraOptions {
   restartWindowMs?: number;
   /** After a fallback, try the warm app again this long later (0 = never). */
   retryWarmAfterMs?: number;
+  /** Run the app with `--zsl` (zero shutter lag): more CMA memory, a capture takes the next frame. */
+  zsl?: boolean;
 }
 
 /**
@@ -49,6 +52,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   const restartWindowMs = options.restartWindowMs ?? DEFAULT_RESTART_WINDOW_MS;
   const retryWarmAfterMs = options.retryWarmAfterMs ?? DEFAULT_RETRY_WARM_MS;
   const dir = resolve(options.warmDir);
+  const boot = options.bootClock ?? createBootClock();
   // Probes, size estimates and the fallback: the cold camera over the same app.
   const cold = createCamera({ ...options, probeIntervalMs: 0 });
   const lifetime = new AbortController();
@@ -68,10 +72,11 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   const runs = createSerialRunner();
   let lastShown = '';
   // Apps on their way out. The camera is one device: nothing new may open it until they are gone.
-  let retiring: Promise<unknown> = Promise.resolve();
+  let retiring: Promise<void> = Promise.resolve();
 
   function endApp(which: WarmApp, stuck = false): void {
-    retiring = Promise.all([retiring, which.stop({ stuck })]);
+    // Resolves to nothing: a chain that kept each exit (and its stderr) would grow with every restart.
+    retiring = Promise.all([retiring, which.stop({ stuck })]).then(() => undefined);
   }
 
   function info(): CameraInfo {
@@ -108,6 +113,8 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       generation,
       settings,
       cameraIndex: options.cameraIndex,
+      rawMode: cold.rawMode(),
+      zsl: options.zsl ?? false,
       env: options.env,
       killGraceMs,
       logger,
@@ -127,9 +134,13 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
         options.captureTimeoutMs,
       );
     });
+    // Removed again whatever the outcome: `signal` is often the camera's lifetime, which outlives
+    // every app, so a listener left on it per start would pile up with each restart.
+    let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason);
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      onAbort = () => reject(signal.reason);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
     });
     aborted.catch(() => undefined);
     try {
@@ -140,6 +151,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       throw err;
     } finally {
       clearTimeout(timer);
+      if (onAbort) signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -283,7 +295,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
         ? appFailure(failed, 'the warm camera app failed to start')
         : new NodeError('camera_failed', `the warm camera app failed to start: ${err instanceof Error ? err.message : String(err)}`);
     }
-    const result = await takeFrame({ app: current, dir, request, signal, timeoutMs: options.captureTimeoutMs, logger });
+    const result = await takeFrame({ app: current, dir, request, signal, timeoutMs: options.captureTimeoutMs, logger, boot });
     switch (result.kind) {
       case 'done':
         failures = [];
@@ -315,6 +327,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
         if (lifetime.signal.aborted) throw new NodeError('shutting_down', 'the camera is stopped');
         cold.onChange(() => notify());
         await cold.start();
+        boot.nowNs(); // calibrates the boot clock now, not during a capture
         invocation = await resolveBackend(options.backend, { ...(options.command ? { command: options.command } : {}), logger });
         if (options.probeIntervalMs > 0) {
           probeTimer = setInterval(() => {
@@ -383,6 +396,8 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     },
 
     expectedDngBytes: () => cold.expectedDngBytes(),
+
+    rawMode: () => cold.rawMode(),
 
     onChange(listener) {
       listeners.add(listener);
