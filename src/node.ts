@@ -142,7 +142,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
     // The warm app's frames live beside the store's temp dir (same file system: they are renamed).
     const camera =
       config.camera_mode === 'warm'
-        ? createWarmCamera({ ...cameraOptions, warmDir: join(resolve(config.capture_dir), '.warm') })
+        ? createWarmCamera({ ...cameraOptions, warmDir: join(resolve(config.capture_dir), '.warm'), zsl: config.camera_zsl })
         : createCamera(cameraOptions);
     await camera.start();
     stops.push({ name: 'camera', stop: () => camera.stop() });

@@ -6,7 +6,7 @@ import { preciseNow } from '../schedule/clock.js';
  * What Node has: CLOCK_MONOTONIC (`process.hrtime`), which differs from CLOCK_BOOTTIME only by the
  * time the system spent suspended, and /proc/uptime, which is CLOCK_BOOTTIME truncated to 10 ms.
  * So BOOTTIME = MONOTONIC + offset, and the offset is calibrated against /proc/uptime: spinning on
- * it until its value ticks over puts BOOTTIME at exactly that value within one read (tens of µs),
+ * it until its value ticks over puts BOOTTIME at exactly that value between two reads (tens of µs),
  * far better than its 10 ms resolution. Each conversion reads /proc/uptime once more and
  * recalibrates if it disagrees (a suspend has happened since: never on a Pi, but on a laptop).
  * Where /proc/uptime cannot be read (not Linux), the offset is 0: MONOTONIC stands in for BOOTTIME.
@@ -15,7 +15,9 @@ import { preciseNow } from '../schedule/clock.js';
 const NS_PER_MS = 1_000_000n;
 const TICK_NS = 10n * NS_PER_MS;
 /** Longest spin: a tick is 10 ms, so its edge comes within that (plus margin for a busy machine). */
-const CALIBRATE_SPIN_NS = 25n * NS_PER_MS;
+const CALIBRATE_SPIN_NS = 35n * NS_PER_MS;
+/** Two reads of /proc/uptime this close bound the tick's edge well enough (a read takes tens of µs). */
+const PRECISE_NS = 300_000n;
 /** A reading further than this from the estimate (beyond the 10 ms truncation) means a recalibration. */
 const SLACK_NS = 2n * NS_PER_MS;
 
@@ -51,18 +53,26 @@ export function createBootClock(options: BootClockOptions = {}): BootClock {
   let offset: bigint | null = null;
 
   function calibrate(): bigint {
-    const first = readTicks(path);
-    if (first === null) return 0n;
-    const deadline = process.hrtime.bigint() + CALIBRATE_SPIN_NS;
+    let previous = readTicks(path);
+    if (previous === null) return 0n;
+    let previousAt = process.hrtime.bigint();
+    const deadline = previousAt + CALIBRATE_SPIN_NS;
+    let rough: bigint | null = null;
     for (;;) {
-      const before = process.hrtime.bigint();
       const ticks = readTicks(path);
-      const after = process.hrtime.bigint();
-      if (ticks === null) return 0n;
-      // The value just ticked over: BOOTTIME was ticks × 10 ms at some instant of this read.
-      if (ticks !== first) return ticks * TICK_NS - (before + after) / 2n;
+      const at = process.hrtime.bigint();
+      if (ticks === null) return rough ?? 0n;
+      if (ticks !== previous) {
+        // It ticked over between the two reads: BOOTTIME was ticks × 10 ms within that window. A
+        // window widened by the scheduler (a busy machine) is only a rough answer: wait for the next tick.
+        const offset = ticks * TICK_NS - (previousAt + at) / 2n;
+        if (at - previousAt <= PRECISE_NS) return offset;
+        rough ??= offset;
+      }
       // A file that never ticks (a test's fixed value): take the middle of its 10 ms.
-      if (after > deadline) return ticks * TICK_NS + TICK_NS / 2n - after;
+      if (at > deadline) return rough ?? ticks * TICK_NS + TICK_NS / 2n - at;
+      previous = ticks;
+      previousAt = at;
     }
   }
 
@@ -80,7 +90,10 @@ export function createBootClock(options: BootClockOptions = {}): BootClock {
   }
 
   return {
-    nowNs: () => process.hrtime.bigint() + currentOffset(),
+    nowNs() {
+      const shift = currentOffset(); // first: a calibration takes a few ms
+      return process.hrtime.bigint() + shift;
+    },
     fromMonotonicNs: (monotonicNs) => monotonicNs + currentOffset(),
     toEpochMs(bootNs) {
       const shift = currentOffset();

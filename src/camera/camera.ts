@@ -1,10 +1,11 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { Logger } from 'pino';
 import { NodeError } from '../errors.js';
 import { preciseNow, waitUntil } from '../schedule/clock.js';
 import { capturePaths, coldCaptureArgs, MAX_OUTPUT_PATH_BYTES, outputFormat, type CapturePaths } from './args.js';
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
-import { resolveBackend, type AppInvocation } from './backend.js';
+import { CameraAppMissingError, resolveBackend, type AppInvocation, type ResolveBackendOptions } from './backend.js';
 import { DEFAULT_KILL_GRACE_MS, listCameras, PROBE_TIMEOUT_MS, runApp, spawnFailure, type AppResult } from './run-app.js';
 import { createBootClock, sensorTimestampOf } from './boottime.js';
 import { createCameraState } from './state.js';
@@ -56,6 +57,16 @@ export function linkedController(sources: ReadonlyArray<AbortSignal | undefined>
   };
 }
 
+/** The backend resolution options a camera's options imply. */
+export function backendOptions(options: CameraOptions, logger: Logger): ResolveBackendOptions {
+  return {
+    ...(options.command ? { command: options.command } : {}),
+    ...(options.deviceModelPath ? { deviceModelPath: options.deviceModelPath } : {}),
+    ...(options.searchPath !== undefined ? { searchPath: options.searchPath } : {}),
+    logger,
+  };
+}
+
 async function removeOutputs(paths: CapturePaths): Promise<void> {
   await Promise.all([paths.jpegPath, paths.dngPath, paths.metadataPath].map((path) => rm(path, { force: true })));
 }
@@ -85,10 +96,7 @@ export function createCamera(options: CameraOptions): Camera {
   const boot = options.bootClock ?? createBootClock();
 
   function backend(): Promise<AppInvocation> {
-    invocation ??= resolveBackend(options.backend, {
-      ...(options.command ? { command: options.command } : {}),
-      logger,
-    }).then(
+    invocation ??= resolveBackend(options.backend, backendOptions(options, logger)).then(
       (resolved) => {
         state.setBackend(resolved);
         logger.info({ backend: resolved.backend, command: resolved.command, simulated: resolved.simulated }, 'camera backend resolved');
@@ -104,9 +112,22 @@ export function createCamera(options: CameraOptions): Camera {
 
   const runOptions = (timeoutMs: number, signal: AbortSignal) => ({ timeoutMs, signal, env: options.env, killGraceMs });
 
+  /** The backend, or null when the camera app is missing (recorded as the camera's error). */
+  async function backendOrMissing(): Promise<AppInvocation | null> {
+    try {
+      return await backend();
+    } catch (err) {
+      if (!(err instanceof CameraAppMissingError)) throw err;
+      if (state.info().last_error !== err.message) logger.error({ err }, 'no camera app: the camera is unavailable');
+      state.recordFailure(err.message, true);
+      return null;
+    }
+  }
+
   async function runProbe(): Promise<CameraInfo> {
     if (lifetime.signal.aborted) return state.info();
-    const app = await backend();
+    const app = await backendOrMissing();
+    if (!app) return state.info();
     const outcome = await listCameras(app, runOptions(PROBE_TIMEOUT_MS, lifetime.signal));
     state.applyProbe(outcome);
     if (outcome.kind === 'failed') logger.warn({ error: outcome.error }, 'camera check failed');
@@ -263,9 +284,9 @@ export function createCamera(options: CameraOptions): Camera {
     start() {
       started ??= (async () => {
         if (lifetime.signal.aborted) throw new NodeError('shutting_down', 'the camera is stopped');
-        await backend();
         boot.nowNs(); // calibrates the boot clock now, not during a capture
-        await probe();
+        // A Raspberry Pi without a camera app starts degraded (the probes look for the app again).
+        if (await backendOrMissing()) await probe();
         if (options.probeIntervalMs > 0 && !lifetime.signal.aborted) {
           probeTimer = setInterval(() => {
             // Never queue a check behind a capture: the capture itself says whether the camera works.

@@ -116,6 +116,10 @@ export interface CameraOptions {
   command?: string;
   /** Grace between SIGTERM and SIGKILL when a camera process is killed (default 2000 ms). */
   killGraceMs?: number;
+  /** Where the board's model is read (`auto` never falls back to the simulator on a Raspberry Pi). */
+  deviceModelPath?: string;
+  /** PATH to search for the camera app; defaults to process.env.PATH. */
+  searchPath?: string;
   /** Converts the frames' SensorTimestamp (CLOCK_BOOTTIME) to the wall clock; tests inject one. */
   bootClock?: BootClock;
   /**

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import { NodeError } from '../errors.js';
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
-import { resolveBackend, type AppInvocation } from './backend.js';
+import { CameraAppMissingError, resolveBackend, type AppInvocation } from './backend.js';
 import { createBootClock } from './boottime.js';
-import { createCamera, linkedController } from './camera.js';
+import { backendOptions, createCamera, linkedController } from './camera.js';
 import { DEFAULT_KILL_GRACE_MS } from './run-app.js';
 import type { Camera, CameraInfo, CameraOptions, CaptureOutput, CaptureRequest, CaptureSettings } from './types.js';
 import { settingsKey, startWarmApp, warmDirFits, type WarmApp, type WarmExit } from './warm-app.js';
@@ -19,6 +19,8 @@ export interface WarmCameraOptions extends CameraOptions {
   restartWindowMs?: number;
   /** After a fallback, try the warm app again this long later (0 = never). */
   retryWarmAfterMs?: number;
+  /** Backoff before restart n is n × this (default 500 ms). */
+  restartDelayMs?: number;
   /** Run the app with `--zsl` (zero shutter lag): more CMA memory, a capture takes the next frame. */
   zsl?: boolean;
 }
@@ -32,7 +34,7 @@ const DEFAULT_RESTART_WINDOW_MS = 60_000;
 /** Ten minutes: long enough not to thrash, short enough that a transient fault does not cost a day. */
 const DEFAULT_RETRY_WARM_MS = 10 * 60_000;
 /** Backoff before restart n is n × this. */
-const RESTART_DELAY_MS = 500;
+const DEFAULT_RESTART_DELAY_MS = 500;
 
 type Mode = CameraInfo['mode'];
 
@@ -51,6 +53,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   const maxRestarts = options.maxRestarts ?? DEFAULT_MAX_RESTARTS;
   const restartWindowMs = options.restartWindowMs ?? DEFAULT_RESTART_WINDOW_MS;
   const retryWarmAfterMs = options.retryWarmAfterMs ?? DEFAULT_RETRY_WARM_MS;
+  const restartDelayMs = options.restartDelayMs ?? DEFAULT_RESTART_DELAY_MS;
   const dir = resolve(options.warmDir);
   const boot = options.bootClock ?? createBootClock();
   // Probes, size estimates and the fallback: the cold camera over the same app.
@@ -183,7 +186,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       fallBack(`the warm camera app failed ${failures.length} times within ${restartWindowMs / 1000} s (last: ${reason})`);
       return;
     }
-    scheduleRestart(RESTART_DELAY_MS * failures.length);
+    scheduleRestart(restartDelayMs * failures.length);
   }
 
   function scheduleRestart(delayMs: number): void {
@@ -215,6 +218,16 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     if (retry) armRetry();
   }
 
+  /** The camera app, or null when it is missing (a Raspberry Pi without rpicam-apps: the node runs degraded). */
+  async function findApp(): Promise<AppInvocation | null> {
+    try {
+      return await resolveBackend(options.backend, backendOptions(options, logger));
+    } catch (err) {
+      if (err instanceof CameraAppMissingError) return null;
+      throw err;
+    }
+  }
+
   function armRetry(): void {
     if (retryWarmAfterMs <= 0 || lifetime.signal.aborted) return;
     retryTimer = setTimeout(() => {
@@ -222,6 +235,11 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       runs
         .run(async () => {
           if (active === 'warm' || lifetime.signal.aborted) return;
+          invocation ??= await findApp();
+          if (!invocation) {
+            armRetry();
+            return;
+          }
           await retiring;
           const next = launch(appSettings);
           try {
@@ -328,7 +346,11 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
         cold.onChange(() => notify());
         await cold.start();
         boot.nowNs(); // calibrates the boot clock now, not during a capture
-        invocation = await resolveBackend(options.backend, { ...(options.command ? { command: options.command } : {}), logger });
+        invocation = await findApp();
+        if (!invocation) {
+          fallBack(cold.info().last_error ?? 'no camera app found');
+          return;
+        }
         if (options.probeIntervalMs > 0) {
           probeTimer = setInterval(() => {
             // The running app is the connection check; probe only when cold (or between apps) and idle.
