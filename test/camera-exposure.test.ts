@@ -31,14 +31,21 @@ const uptimeNs = (): bigint => {
 };
 
 describe('the boot clock (CLOCK_BOOTTIME from CLOCK_MONOTONIC and /proc/uptime)', () => {
-  test('agrees with /proc/uptime within its 10 ms truncation', { skip: process.platform === 'linux' ? false : 'Linux only' }, () => {
+  test('agrees with /proc/uptime within its 10 ms truncation (and its coarse clock’s lag)', {
+    skip: process.platform === 'linux' ? false : 'Linux only',
+  }, () => {
     const boot = createBootClock();
     for (let i = 0; i < 20; i++) {
       const low = uptimeNs();
       const now = boot.nowNs();
       const high = uptimeNs() + 10_000_000n;
-      assert.ok(now >= low - 1_000_000n && now <= high + 1_000_000n, `${now} within [${low}, ${high}]`);
+      assert.ok(now >= low - 1_000_000n && now <= high + 15_000_000n, `${now} within [${low}, ${high}]`);
     }
+  });
+
+  test('never suspended, CLOCK_BOOTTIME is CLOCK_MONOTONIC exactly: two clocks agree to the ns', () => {
+    const [a, b] = [createBootClock(), createBootClock()];
+    assert.equal(a.fromMonotonicNs(123_456_789n), b.fromMonotonicNs(123_456_789n));
   });
 
   test('converts a boot instant to the wall clock: now is now, a second ago is a second ago', () => {
@@ -55,10 +62,11 @@ describe('the boot clock (CLOCK_BOOTTIME from CLOCK_MONOTONIC and /proc/uptime)'
     await writeFile(path, '100.00 50.00\n');
     const boot = createBootClock({ uptimePath: path });
     const before = boot.nowNs();
-    assert.ok(before >= 100_000_000_000n && before <= 100_030_000_000n, String(before));
+    // The file never ticks: the clock runs on from its value (the calibration watched it for a few ticks).
+    assert.ok(before >= 100_000_000_000n && before <= 100_200_000_000n, String(before));
     await writeFile(path, '3700.00 50.00\n'); // an hour asleep
     const after = boot.nowNs();
-    assert.ok(after >= 3_700_000_000_000n && after <= 3_700_030_000_000n, String(after));
+    assert.ok(after >= 3_700_000_000_000n && after <= 3_700_200_000_000n, String(after));
   });
 });
 

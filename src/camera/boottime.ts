@@ -4,22 +4,25 @@ import { preciseNow } from '../schedule/clock.js';
 /**
  * CLOCK_BOOTTIME, the clock libcamera stamps each frame's `SensorTimestamp` with, has no Node API.
  * What Node has: CLOCK_MONOTONIC (`process.hrtime`), which differs from CLOCK_BOOTTIME only by the
- * time the system spent suspended, and /proc/uptime, which is CLOCK_BOOTTIME truncated to 10 ms.
- * So BOOTTIME = MONOTONIC + offset, and the offset is calibrated against /proc/uptime: spinning on
- * it until its value ticks over puts BOOTTIME at exactly that value between two reads (tens of µs),
- * far better than its 10 ms resolution. Each conversion reads /proc/uptime once more and
- * recalibrates if it disagrees (a suspend has happened since: never on a Pi, but on a laptop).
- * Where /proc/uptime cannot be read (not Linux), the offset is 0: MONOTONIC stands in for BOOTTIME.
+ * time the system has spent suspended, and /proc/uptime, which is CLOCK_BOOTTIME truncated to 10 ms
+ * and, as measured, read from the kernel's coarse clock (its value changes up to a scheduler tick
+ * late). So BOOTTIME = MONOTONIC + offset, where the offset is the total suspend time:
+ *  - a system that never suspended (a Pi: it cannot) has an offset of exactly 0, and /proc/uptime,
+ *    good to a few tens of ms, is enough to tell that the offset is below SNAP_NS, so it is 0;
+ *  - one that did gets the offset from the instants /proc/uptime ticks over: each bounds it from
+ *    below, the largest bound is within a scheduler tick of the truth.
+ * Each conversion reads /proc/uptime once more and recalibrates when it disagrees (a suspend since).
+ * Where /proc/uptime cannot be read (not Linux) the offset is 0: MONOTONIC stands in for BOOTTIME.
  */
 
 const NS_PER_MS = 1_000_000n;
 const TICK_NS = 10n * NS_PER_MS;
-/** Longest spin: a tick is 10 ms, so its edge comes within that (plus margin for a busy machine). */
-const CALIBRATE_SPIN_NS = 35n * NS_PER_MS;
-/** Two reads of /proc/uptime this close bound the tick's edge well enough (a read takes tens of µs). */
-const PRECISE_NS = 300_000n;
-/** A reading further than this from the estimate (beyond the 10 ms truncation) means a recalibration. */
-const SLACK_NS = 2n * NS_PER_MS;
+/** Below this the offset is taken as 0: /proc/uptime's own error is 10 ms plus a scheduler tick. */
+const SNAP_NS = 50n * NS_PER_MS;
+/** A reading further than this from the estimate means a recalibration (a suspend happened since). */
+const DRIFT_NS = 30n * NS_PER_MS;
+/** How long a calibration after a suspend watches /proc/uptime tick over: a few of its ticks. */
+const CALIBRATE_SPIN_NS = 45n * NS_PER_MS;
 
 export interface BootClock {
   /** CLOCK_BOOTTIME now, in ns. */
@@ -52,28 +55,36 @@ export function createBootClock(options: BootClockOptions = {}): BootClock {
   const path = options.uptimePath ?? '/proc/uptime';
   let offset: bigint | null = null;
 
+  /** BOOTTIME − MONOTONIC from one read of /proc/uptime, to within its truncation and lag. */
+  function roughOffset(): bigint | null {
+    const before = process.hrtime.bigint();
+    const ticks = readTicks(path);
+    const after = process.hrtime.bigint();
+    return ticks === null ? null : ticks * TICK_NS + TICK_NS / 2n - (before + after) / 2n;
+  }
+
   function calibrate(): bigint {
+    const rough = roughOffset();
+    if (rough === null) return 0n;
+    if (rough > -SNAP_NS && rough < SNAP_NS) return 0n;
+    // Suspended at some point: where the value ticks over, BOOTTIME had just reached it (or passed
+    // it, by the coarse clock's lag), so ticks × 10 ms − MONOTONIC then is a lower bound.
+    let best: bigint | null = null;
     let previous = readTicks(path);
-    if (previous === null) return 0n;
-    let previousAt = process.hrtime.bigint();
-    const deadline = previousAt + CALIBRATE_SPIN_NS;
-    let rough: bigint | null = null;
+    const deadline = process.hrtime.bigint() + CALIBRATE_SPIN_NS;
     for (;;) {
       const ticks = readTicks(path);
       const at = process.hrtime.bigint();
-      if (ticks === null) return rough ?? 0n;
-      if (ticks !== previous) {
-        // It ticked over between the two reads: BOOTTIME was ticks × 10 ms within that window. A
-        // window widened by the scheduler (a busy machine) is only a rough answer: wait for the next tick.
-        const offset = ticks * TICK_NS - (previousAt + at) / 2n;
-        if (at - previousAt <= PRECISE_NS) return offset;
-        rough ??= offset;
+      if (ticks === null) break;
+      if (previous !== null && ticks !== previous) {
+        const bound = ticks * TICK_NS - at;
+        if (best === null || bound > best) best = bound;
       }
-      // A file that never ticks (a test's fixed value): take the middle of its 10 ms.
-      if (at > deadline) return rough ?? ticks * TICK_NS + TICK_NS / 2n - at;
+      if (at > deadline) break;
       previous = ticks;
-      previousAt = at;
     }
+    // A file that never ticks (a test's fixed value): the middle of its 10 ms.
+    return best ?? rough;
   }
 
   function currentOffset(): bigint {
@@ -81,11 +92,8 @@ export function createBootClock(options: BootClockOptions = {}): BootClock {
       offset = calibrate();
       return offset;
     }
-    const ticks = readTicks(path);
-    if (ticks === null) return offset;
-    const estimate = process.hrtime.bigint() + offset;
-    const low = ticks * TICK_NS;
-    if (estimate < low - SLACK_NS || estimate > low + TICK_NS + SLACK_NS) offset = calibrate();
+    const rough = roughOffset();
+    if (rough !== null && (rough - offset > DRIFT_NS || offset - rough > DRIFT_NS)) offset = calibrate();
     return offset;
   }
 
