@@ -3,7 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 /**
  * Whether a DNG the camera app is still writing is complete, read from its TIFF structure rather
  * than guessed from its size settling. rpicam-still writes the DNG through libtiff in this order
- * (rpicam.md): IFD0 (the thumbnail), the raw directory with its strip not yet written, the raw
+ * (its image/dng.cpp through libtiff): IFD0 (the thumbnail), the raw directory with its strip not yet written, the raw
  * strip, the raw directory again, the EXIF IFD, and last IFD0 again (libtiff 4.7 moves it to the end
  * and zeroes the header's pointer meanwhile). So a DNG is complete when every IFD reachable from
  * the header lies within the file, every strip of every image IFD lies within the file, and a

@@ -4,7 +4,7 @@ import { buildIfd, exifDate, ifdByteLength, rational, tiffHeader, type TiffEntry
 
 /**
  * The DNG rpicam-still writes with `-r` (its `image/dng.cpp`, through libtiff), byte for byte in
- * layout and in write order (rpicam.md):
+ * layout and in write order (replayed from dng.cpp's calls into libtiff 4.5 and 4.7):
  *  - little-endian TIFF; IFD0 is an 8-bit RGB thumbnail at 1/16 scale (grey, as the app makes it)
  *    carrying the DNG tags;
  *  - colour sensors: the raw CFA image (16-bit words, uncompressed, ONE strip) in a SubIFD and an

@@ -11,7 +11,7 @@ import { type Sensor, SENSORS, sensorNamed } from './sensors.js';
  *    processed output (single-threaded, and the Zero W has no NEON);
  *  - write rate: the SD card on the board's bus.
  * Frame periods come from the sensor's modes, and every stream start drops STARTUP_FRAMES first.
- * The figures are estimates in line with what is reported for these boards (see rpicam.md), not
+ * The figures are estimates in line with what is reported for these boards (rpicam-apps#655, picamera2#622), not
  * measurements. The default board is the Zero 2 W, so a node run against the simulator sees the
  * latencies it will see in the field. Setting CAMERA_SIM_START_MS alone scales the board's
  * reconfiguration cost with it (both are camera starts), so `CAMERA_SIM_START_MS=0` is fast.
@@ -33,7 +33,7 @@ export const DEFAULT_BOARD = 'zero-2-w';
 
 /**
  * Frames the IPA marks as startup frames at every camera start, which the app drops:
- * max(6 for AGC, 3 for AWB) + 1 (rpicam.md).
+ * max(6 for AGC, 3 for AWB) + 1, in the Raspberry Pi IPA.
  */
 export const STARTUP_FRAMES = 7;
 

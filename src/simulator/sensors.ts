@@ -174,7 +174,7 @@ function covering(modes: readonly SensorMode[], width: number, height: number): 
  *  - `--mode W:H:bits` names it: libcamera takes the sensor mode closest to it (the smallest that
  *    covers it), whatever `--width`/`--height` say about the processed output;
  *  - without `--mode`, the still configuration asks for the processed size and the pipeline picks
- *    a raw mode to suit (an inference from `ConfigureStill`, rpicam.md): the smallest full
+ *    a raw mode to suit (an inference from rpicam-apps' `ConfigureStill`): the smallest full
  *    field-of-view mode covering `--width` × `--height`, so a small `--width` shrinks the DNG too;
  *  - with neither, the full pixel array.
  */
