@@ -184,8 +184,9 @@ describe('a mono sensor in warm mode', () => {
         immediate: true,
         cameraIndex: 0,
         probeIntervalMs: 0,
-        // Slow enough that a check firing on the raw image alone would take a file still being written.
-        env: { ...FAST_CAMERA, CAMERA_SIM_SENSOR: 'ov9281', CAMERA_SIM_WRITE_MBPS: '40', CAMERA_SIM_LIBTIFF: libtiff },
+        // Slow enough (2 MB at 4 MB/s) that the metadata comes after the app's grace for it: only the
+        // structure can tell a finished mono DNG from one whose IFD0 is all there is yet.
+        env: { ...FAST_CAMERA, CAMERA_SIM_SENSOR: 'ov9281', CAMERA_SIM_WRITE_MBPS: '4', CAMERA_SIM_LIBTIFF: libtiff },
         logger: silent,
         warmDir: join(outDir, '.warm'),
       });

@@ -9,7 +9,9 @@ import { execa, type ResultPromise } from 'execa';
 import fc from 'fast-check';
 import { parseListCameras } from '../src/camera/list-cameras.js';
 import { extractExifThumbnail } from '../src/camera/thumbnail.js';
+import { createBootClock } from '../src/camera/boottime.js';
 import { checkDng } from '../src/camera/warm-dng.js';
+import { BOARDS, readKnobs } from '../src/simulator/knobs.js';
 import { dngName, formatCounter, outputName } from '../src/simulator/filenames.js';
 import { encodeJpeg } from '../src/simulator/jpeg-encoder.js';
 import { listCamerasText, SENSORS } from '../src/simulator/sensors.js';
@@ -420,6 +422,33 @@ describe('a capture', () => {
     assert.deepEqual(jpegSize(thumbnail), { width: 320, height: 240 });
   });
 
+  test('the startup frames are dropped before the first frame: its exposure comes 7 frame periods after the start', async () => {
+    const boot = createBootClock();
+    const b = base();
+    const spawned = boot.nowNs();
+    assert.equal((await sim(args(b), { CAMERA_SIM_SENSOR: 'ov9281' })).exitCode, 0);
+    const exposed = BigInt((JSON.parse(await readFile(`${b}.json`, 'utf8')) as { SensorTimestamp: number }).SensorTimestamp);
+    // ov9281's full mode runs at 144 fps.
+    assert.ok(Number(exposed - spawned) / 1e6 >= (7 * 1000) / 144, 'exposure after the 7 startup frames');
+    assert.ok(exposed <= boot.nowNs(), 'and before now: CLOCK_BOOTTIME, not another clock');
+  });
+
+  test('boards set the default timings; an explicit start cost scales the reconfiguration with it', () => {
+    assert.equal(readKnobs({}).board, 'zero-2-w');
+    for (const [name, board] of Object.entries(BOARDS)) {
+      const knobs = readKnobs({ CAMERA_SIM_BOARD: name });
+      assert.equal(knobs.startMs, board.startMs);
+      assert.equal(knobs.reconfigureMs, board.reconfigureMs);
+      assert.ok(knobs.processMs(12) > knobs.processMs(0.1), 'a 12 MP JPEG costs more than a preview');
+    }
+    assert.ok(readKnobs({ CAMERA_SIM_BOARD: 'zero-w' }).processMs(12) > readKnobs({ CAMERA_SIM_BOARD: 'pi-4' }).processMs(12));
+    assert.equal(readKnobs({ CAMERA_SIM_START_MS: '0' }).reconfigureMs, 0);
+    assert.equal(readKnobs({ CAMERA_SIM_START_MS: '0', CAMERA_SIM_RECONFIGURE_MS: '80' }).reconfigureMs, 80);
+    assert.equal(readKnobs({ CAMERA_SIM_CAPTURE_MS: '0' }).processMs(12), 0);
+    assert.throws(() => readKnobs({ CAMERA_SIM_BOARD: 'pi-zero-9' }), /CAMERA_SIM_BOARD: unknown board 'pi-zero-9'/);
+    assert.throws(() => readKnobs({ CAMERA_SIM_LIBTIFF: '3.9' }), /CAMERA_SIM_LIBTIFF/);
+  });
+
   test('libtiff 4.5 rewrites IFD0 in place; 4.7 moves it to the end of the file', async () => {
     const [old, current] = [base(), base()];
     await sim(args(old), { CAMERA_SIM_LIBTIFF: '4.5' });
@@ -564,10 +593,15 @@ describe('failure injection', () => {
 
 describe('signal mode', () => {
   /** Starts `-t 0 --signal` and resolves once it says it is configured (its SIGUSR1 handler is in). */
-  async function startSignalMode(output: string, env: Record<string, string> = {}): Promise<{ child: ResultPromise }> {
+  async function startSignalMode(
+    output: string,
+    env: Record<string, string> = {},
+    extra: string[] = [],
+  ): Promise<{ child: ResultPromise; stderr: () => string }> {
+    let seen = '';
     const child = execa(
       process.execPath,
-      [SIMULATOR, '-n', '-t', '0', '--signal', '-r', '-o', output, '--metadata', join(dir, 'sig-meta.json')],
+      [SIMULATOR, '-n', '-t', '0', '--signal', '-r', '-o', output, '--metadata', join(dir, 'sig-meta.json'), ...extra],
       {
         env: { ...FAST, ...env },
         reject: false,
@@ -575,7 +609,6 @@ describe('signal mode', () => {
       },
     );
     await new Promise<void>((resolve, reject) => {
-      let seen = '';
       child.stderr?.on('data', (chunk: Buffer) => {
         seen += chunk.toString();
         if (/configuring streams/.test(seen)) resolve();
@@ -583,7 +616,7 @@ describe('signal mode', () => {
       void child.then(() => reject(new Error(`exited before it was ready: ${seen}`)));
     });
     // Wrapped: an async function returning the child (a thenable) would wait for it to exit.
-    return { child };
+    return { child, stderr: () => seen };
   }
 
   async function until(what: string, check: () => Promise<boolean>): Promise<void> {
@@ -593,6 +626,35 @@ describe('signal mode', () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
+
+  const configurations = (text: string): number => text.split('\n').filter((line) => /configuring streams/.test(line)).length;
+
+  test('without --zsl a trigger stops, reconfigures for stills, drops the startup frames and goes back; with --zsl it takes the next frame', async () => {
+    const boot = createBootClock();
+    for (const zsl of [false, true]) {
+      const output = join(dir, `${zsl ? 'zsl' : 'plain'}%d.jpg`);
+      const { child, stderr } = await startSignalMode(output, { CAMERA_SIM_RECONFIGURE_MS: '50' }, zsl ? ['--zsl'] : []);
+      assert.match(stderr(), zsl ? /320x240-YUV420 \(1\) 320x240-SRGGB12/ : /configuring streams/);
+      const before = configurations(stderr());
+      const meta = join(dir, 'sig-meta.json');
+      await rm(meta, { force: true });
+      const triggered = boot.nowNs();
+      child.kill('SIGUSR1');
+      await until('the metadata', async () => existsSync(meta) && (await readFile(meta, 'utf8')).endsWith('}\n'));
+      const exposed = BigInt((JSON.parse(await readFile(meta, 'utf8')) as { SensorTimestamp: number }).SensorTimestamp);
+      const latencyMs = Number(exposed - triggered) / 1e6;
+      if (zsl) {
+        assert.ok(latencyMs >= -1, `the exposure follows the trigger (${latencyMs} ms)`);
+        assert.equal(configurations(stderr()), before, 'no reconfiguration');
+      } else {
+        // One reconfiguration and 7 startup frames of 1 ms (the tiny sensor) before the still's exposure.
+        assert.ok(latencyMs >= 50 + 7, `trigger to exposure ${latencyMs} ms`);
+        await until('the return to the viewfinder', async () => configurations(stderr()) === before + 2);
+      }
+      child.kill('SIGUSR2');
+      assert.equal((await child).exitCode, 0);
+    }
+  });
 
   test('one capture per SIGUSR1 with the frame counter in the name; SIGUSR2 exits 0', async () => {
     const { child } = await startSignalMode(join(dir, 'frame%04d.jpg'));
