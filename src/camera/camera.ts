@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { NodeError } from '../errors.js';
 import { preciseNow, waitUntil } from '../schedule/clock.js';
-import { capturePaths, coldCaptureArgs, MAX_OUTPUT_PATH_BYTES, outputFormat, type CapturePaths } from './args.js';
+import { capturePaths, coldCaptureArgs, MAX_OUTPUT_PATH_BYTES, outputFormat, type CapturePaths, type RawMode } from './args.js';
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
 import { CameraAppMissingError, resolveBackend, type AppInvocation, type ResolveBackendOptions } from './backend.js';
 import { DEFAULT_KILL_GRACE_MS, listCameras, PROBE_TIMEOUT_MS, runApp, spawnFailure, type AppResult } from './run-app.js';
@@ -81,7 +81,13 @@ async function removeOutputs(paths: CapturePaths): Promise<void> {
  * capture must not overlap. Captures are serialised by the caller (CaptureQueue); probes and captures
  * are serialised here.
  */
-export function createCamera(options: CameraOptions): Camera {
+/** The cold camera, which also tells the warm one the sensor mode its probes saw. */
+export interface ColdCamera extends Camera {
+  /** The selected sensor's full-resolution mode as last probed, null before any probe saw it. */
+  rawMode(): RawMode | null;
+}
+
+export function createCamera(options: CameraOptions): ColdCamera {
   const logger = options.logger.child({ part: 'camera' });
   const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const state = createCameraState({ backend: options.backend, cameraIndex: options.cameraIndex, mode: 'cold', logger });

@@ -93,8 +93,6 @@ export interface Camera {
   capture(request: CaptureRequest): Promise<CaptureOutput>;
   /** Expected DNG size in bytes for the connected sensor, used to make room before a capture. */
   expectedDngBytes(): number;
-  /** The selected sensor's full-resolution mode as last probed, null before any probe saw it. */
-  rawMode(): { width: number; height: number; bits: number } | null;
   /** Called whenever info() changes in a way a client cares about (connected, sensor, mode, error). */
   onChange(listener: (info: CameraInfo) => void): () => void;
 }

@@ -419,8 +419,6 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
 
     expectedDngBytes: () => cold.expectedDngBytes(),
 
-    rawMode: () => cold.rawMode(),
-
     onChange(listener) {
       listeners.add(listener);
       return () => {
