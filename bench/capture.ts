@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { coldCaptureArgs } from '../src/camera/args.js';
 import { SIMULATOR_SCRIPT } from '../src/camera/backend.js';
+import { SENSORS } from '../src/simulator/sensors.js';
 import { loadConfig } from '../src/config/config.js';
 import { createNode, type CameraNode } from '../src/node.js';
 import { elapsedMs, printTable, summarize } from './stats.js';
@@ -54,7 +55,15 @@ async function startNode(dir: string, logSizeMb: number): Promise<CameraNode> {
 
 async function directCapture(dir: string, index: number): Promise<number> {
   const outputBase = join(dir, `direct_${index}`);
-  const args = coldCaptureArgs({ outputBase, settings: {}, immediate: true, cameraIndex: 0 });
+  // The node's own arguments: after its first probe it knows the sensor's mode (a small preview JPEG).
+  const rawMode = SENSORS[values.sensor ?? 'imx477'];
+  const args = coldCaptureArgs({
+    outputBase,
+    settings: {},
+    immediate: true,
+    cameraIndex: 0,
+    rawMode: rawMode ? { width: rawMode.width, height: rawMode.height, bits: rawMode.bits } : null,
+  });
   const start = process.hrtime.bigint();
   await execa(process.execPath, [SIMULATOR_SCRIPT, ...args], { env: cameraEnv, stdin: 'ignore' });
   const ms = elapsedMs(start);

@@ -1,14 +1,17 @@
 /**
  * Fleet synchronisation: 20 nodes on one Mosquitto, one broadcast capture, and the spread between
  * the first and the last `triggered_at` — without `at` (each node fires when the message reaches
- * it) and with `at` 500 ms ahead (each fires at that instant on its clock; here all share one).
+ * it) and with `at` 500 ms ahead (each fires at that instant on its clock; here all share one) —
+ * and, what decides whether the frames line up, the spread of `exposure_started_at` (the frames'
+ * SensorTimestamp on the wall clock): a trigger spread is not an exposure spread.
  *
  *   node dist/bench/fleet.js [--nodes 20] [--rounds 5] [--mode warm|cold] [--skip-daemons]
  *
  * Twice: 20 nodes in this process (createNode), then 20 daemons spawned from the compiled
  * `camera-node`. The simulated camera uses the tiny sensor (so 20 of them fit in two cores) with its
- * realistic delays. Reported per setting: the median spread over the rounds, and the ratio of the
- * spread with `at` to the spread without it. Mosquitto is started on a free port with its own config.
+ * realistic delays (pass --sensor for another; the frame period of its mode bounds a warm node's
+ * exposure spread). Reported per setting: the median spreads over the rounds, and the ratios of the
+ * spreads with `at` to those without it. Mosquitto is started on a free port with its own config.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,7 +25,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { loadConfig } from '../src/config/config.js';
 import { findOnPath } from '../src/camera/backend.js';
 import { createNode, type CameraNode } from '../src/node.js';
-import { printTable, summarize } from './stats.js';
+import { fixed, printTable, summarize } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +34,8 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'warm' },
     'skip-daemons': { type: 'boolean', default: false },
     'show-late': { type: 'boolean', default: false },
+    sensor: { type: 'string', default: 'tiny' },
+    zsl: { type: 'boolean', default: false },
   },
 });
 const NODES = Number(values.nodes);
@@ -39,7 +44,8 @@ const MODE = values.mode === 'cold' ? 'cold' : 'warm';
 const AHEAD_MS = 500;
 const PREFIX = 'fleet';
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
-const SIM_ENV = { CAMERA_SIM_SENSOR: 'tiny' };
+const SIM_ENV = { CAMERA_SIM_SENSOR: values.sensor ?? 'tiny' };
+const ZSL = values.zsl === true;
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -85,6 +91,8 @@ interface Reply {
   triggered_at?: string;
   scheduled_at?: string;
   late_ms?: number;
+  exposure_started_at?: string | null;
+  exposure_late_ms?: number;
 }
 
 /** Subscribes to every reply and waits for availability of every node. */
@@ -132,20 +140,39 @@ function spread(replies: Reply[], at: number | null): number {
   return Math.max(...instants) - Math.min(...instants);
 }
 
-async function measure(
-  fleet: Awaited<ReturnType<typeof fleetClient>>,
-  label: string,
-): Promise<{ without: number; withAt: number; late: number }> {
+/** Spread of the exposure starts; with `at`, from exposure_late_ms (sub-ms). */
+function exposureSpread(replies: Reply[], at: number | null): number {
+  const instants = replies.map((reply) =>
+    at !== null && typeof reply.exposure_late_ms === 'number' ? at + reply.exposure_late_ms : Date.parse(reply.exposure_started_at ?? ''),
+  );
+  if (instants.some((instant) => !Number.isFinite(instant))) throw new Error('a reply without exposure_started_at');
+  return Math.max(...instants) - Math.min(...instants);
+}
+
+interface Spreads {
+  without: number;
+  withAt: number;
+  exposureWithout: number;
+  exposureWithAt: number;
+  late: number;
+}
+
+async function measure(fleet: Awaited<ReturnType<typeof fleetClient>>, label: string): Promise<Spreads> {
   const without: number[] = [];
   const withAt: number[] = [];
+  const exposureWithout: number[] = [];
+  const exposureWithAt: number[] = [];
   const late: number[] = [];
   // One round first, unmeasured: every node's first capture pays for JIT and caches.
   await fleet.broadcast(`${label}-warmup`, {}, NODES);
   for (let round = 0; round < ROUNDS; round++) {
-    without.push(spread(await fleet.broadcast(`${label}-plain-${round}`, {}, NODES), null));
+    const plain = await fleet.broadcast(`${label}-plain-${round}`, {}, NODES);
+    without.push(spread(plain, null));
+    exposureWithout.push(exposureSpread(plain, null));
     const at = Date.now() + AHEAD_MS;
     const replies = await fleet.broadcast(`${label}-at-${round}`, { at }, NODES);
     withAt.push(spread(replies, at));
+    exposureWithAt.push(exposureSpread(replies, at));
     if (values['show-late'])
       process.stdout.write(
         `${label} round ${round} late_ms: ${replies
@@ -156,10 +183,17 @@ async function measure(
       );
     late.push(Math.max(...replies.map((reply) => reply.late_ms ?? Number.NaN)));
   }
-  return { without: summarize(without).median, withAt: summarize(withAt).median, late: summarize(late).median };
+  const median = (samples: number[]): number => summarize(samples).median;
+  return {
+    without: median(without),
+    withAt: median(withAt),
+    exposureWithout: median(exposureWithout),
+    exposureWithAt: median(exposureWithAt),
+    late: median(late),
+  };
 }
 
-async function inProcess(url: string, dir: string): Promise<{ without: number; withAt: number; late: number }> {
+async function inProcess(url: string, dir: string): Promise<Spreads> {
   const base = await loadConfig({ argv: [], env: {} });
   const nodes: CameraNode[] = [];
   const fleet = await fleetClient(url);
@@ -175,6 +209,7 @@ async function inProcess(url: string, dir: string): Promise<{ without: number; w
           log_dir: join(dir, `inproc-${i}`, 'logs'),
           camera_backend: 'simulated',
           camera_mode: MODE,
+          camera_zsl: ZSL,
           mqtt_url: url,
           mqtt_topic_prefix: PREFIX,
           ha_discovery: false,
@@ -194,7 +229,7 @@ async function inProcess(url: string, dir: string): Promise<{ without: number; w
   }
 }
 
-async function daemons(url: string, dir: string): Promise<{ without: number; withAt: number; late: number }> {
+async function daemons(url: string, dir: string): Promise<Spreads> {
   const children: Array<{ child: ChildProcess; exited: Promise<void> }> = [];
   const fleet = await fleetClient(url);
   try {
@@ -210,6 +245,7 @@ async function daemons(url: string, dir: string): Promise<{ without: number; wit
           LOG_DIR: join(dir, `daemon-${i}`, 'logs'),
           CAMERA_BACKEND: 'simulated',
           CAMERA_MODE: MODE,
+          CAMERA_ZSL: String(ZSL),
           MQTT_URL: url,
           MQTT_TOPIC_PREFIX: PREFIX,
           HA_DISCOVERY: 'false',
@@ -235,16 +271,31 @@ async function daemons(url: string, dir: string): Promise<{ without: number; wit
 const dir = await mkdtemp(join(tmpdir(), 'camera-node-bench-fleet-'));
 const broker = await startMosquitto(dir);
 try {
-  const rows: Array<[string, number, number, number, number]> = [];
-  const local = await inProcess(broker.url, dir);
-  rows.push([`${NODES} nodes in one process`, local.without, local.withAt, local.late, local.withAt / local.without]);
-  if (!values['skip-daemons']) {
-    const spawned = await daemons(broker.url, dir);
-    rows.push([`${NODES} daemon processes`, spawned.without, spawned.withAt, spawned.late, spawned.withAt / spawned.without]);
-  }
+  const rows: Array<[string, number, number, number, number, number, string, string]> = [];
+  const row = (name: string, r: Spreads): (typeof rows)[number] => [
+    name,
+    r.without,
+    r.withAt,
+    r.exposureWithout,
+    r.exposureWithAt,
+    r.late,
+    fixed(r.withAt / r.without, 3),
+    fixed(r.exposureWithAt / r.exposureWithout, 3),
+  ];
+  rows.push(row(`${NODES} nodes in one process`, await inProcess(broker.url, dir)));
+  if (!values['skip-daemons']) rows.push(row(`${NODES} daemon processes`, await daemons(broker.url, dir)));
   printTable(
-    `broadcast capture, ${MODE} camera, tiny sensor: spread of triggered_at, median of ${ROUNDS} rounds (ms)`,
-    ['fleet', 'spread without at', `spread with at (+${AHEAD_MS} ms)`, 'latest late_ms', 'ratio with ÷ without'],
+    `broadcast capture, ${MODE}${ZSL ? '+ZSL' : ''} camera, sensor ${values.sensor}: spreads (last − first), median of ${ROUNDS} rounds (ms)`,
+    [
+      'fleet',
+      'trigger, no at',
+      `trigger, at +${AHEAD_MS} ms`,
+      'exposure, no at',
+      'exposure, with at',
+      'latest late_ms',
+      'trigger: at ÷ no at',
+      'exposure: at ÷ no at',
+    ],
     rows,
   );
 } finally {

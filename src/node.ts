@@ -337,7 +337,7 @@ async function createCameraPart(config: Config, options: NodeOptions, logger: Lo
   if (config.camera_mode === 'warm') {
     const { createWarmCamera } = await import('./camera/warm.js');
     // The warm app's frames live beside the store's temp dir (same file system: they are renamed).
-    return createWarmCamera({ ...cameraOptions, warmDir: join(resolve(config.capture_dir), '.warm') });
+    return createWarmCamera({ ...cameraOptions, warmDir: join(resolve(config.capture_dir), '.warm'), zsl: config.camera_zsl });
   }
   const { createCamera } = await import('./camera/camera.js');
   return createCamera(cameraOptions);

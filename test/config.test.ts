@@ -78,6 +78,7 @@ const CONFIG_KEYS: Record<ConfigKey, true> = {
   ha_discovery_prefix: true,
   public_url: true,
   camera_mode: true,
+  camera_zsl: true,
   max_schedule_ahead_s: true,
   schedule_tolerance_ms: true,
   max_scheduled_captures: true,

@@ -9,7 +9,9 @@ import { execa, type ResultPromise } from 'execa';
 import fc from 'fast-check';
 import { parseListCameras } from '../src/camera/list-cameras.js';
 import { extractExifThumbnail } from '../src/camera/thumbnail.js';
+import { createBootClock } from '../src/camera/boottime.js';
 import { checkDng } from '../src/camera/warm-dng.js';
+import { BOARDS, readKnobs } from '../src/simulator/knobs.js';
 import { dngName, formatCounter, outputName } from '../src/simulator/filenames.js';
 import { encodeJpeg } from '../src/simulator/jpeg-encoder.js';
 import { listCamerasText, SENSORS } from '../src/simulator/sensors.js';
@@ -38,7 +40,7 @@ async function which(tool: string): Promise<boolean> {
 // ------------------------------------------------------------------------------------------------
 
 type Ifd = Map<number, number[] | string>;
-const SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 10: 8 };
+const SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 10: 8, 13: 4 };
 
 function readIfd(buf: Buffer, offset: number): { ifd: Ifd; next: number } {
   assert.ok(offset >= 8 && offset % 2 === 0 && offset + 2 <= buf.length, `IFD offset ${offset} inside the file and word-aligned`);
@@ -70,6 +72,13 @@ function readIfd(buf: Buffer, offset: number): { ifd: Ifd; next: number } {
     }
   }
   return { ifd, next: buf.readUInt32LE(offset + 2 + count * 12) };
+}
+
+/** The field type of `tag` in the IFD at `offset`. */
+function ifdType(buf: Buffer, offset: number, tag: number): number | undefined {
+  const count = buf.readUInt16LE(offset);
+  for (let i = 0; i < count; i++) if (buf.readUInt16LE(offset + 2 + i * 12) === tag) return buf.readUInt16LE(offset + 4 + i * 12);
+  return undefined;
 }
 
 const nums = (ifd: Ifd, tag: number): number[] => {
@@ -121,18 +130,17 @@ function checkDngLayout(buf: Buffer, sensor: { name: string; width: number; heig
   assert.deepEqual(nums(raw, 50717), [2 ** sensor.bits - 1]);
   const offsets = nums(raw, 273);
   const counts = nums(raw, 279);
-  assert.equal(offsets.length, counts.length);
-  let total = 0;
-  offsets.forEach((offset, i) => {
-    const count = counts[i] ?? 0;
-    assert.ok(offset > 0 && offset + count <= buf.length, `strip ${i} inside the file`);
-    if (i > 0) assert.equal(offset, (offsets[i - 1] ?? 0) + (counts[i - 1] ?? 0), 'strips contiguous, in order');
-    total += count;
-  });
-  assert.equal(total, sensor.width * sensor.height * 2, 'every pixel as a 16-bit word');
+  assert.equal(offsets.length, 1, 'ROWSPERSTRIP is never set: one strip');
+  assert.deepEqual(nums(raw, 278), [sensor.height]);
+  const [stripAt = 0] = offsets;
+  assert.deepEqual(counts, [sensor.width * sensor.height * 2], 'every pixel as a 16-bit word');
+  assert.ok(stripAt > subAt && stripAt + (counts[0] ?? 0) <= buf.length, 'the raw directory sits before its pixel data');
+  assert.deepEqual(ifdType(buf, buf.readUInt32LE(4), 330), 13, 'SubIFDs has type IFD');
+  assert.deepEqual(ifdType(buf, buf.readUInt32LE(4), 34665), 13, 'ExifIFD has type IFD');
 
   const [exifAt = 0] = nums(ifd0, 34665);
   const { ifd: exif } = readIfd(buf, exifAt);
+  assert.deepEqual([nums(exif, 259), nums(exif, 273), nums(exif, 279)], [[1], [0], [0]], 'libtiff’s stray entries');
   assert.match(String(exif.get(36867)), /^\d{4}:\d\d:\d\d \d\d:\d\d:\d\d$/);
   assert.ok((nums(exif, 34855)[0] ?? 0) >= 100, 'ISO from the analogue gain');
   assert.equal(nums(exif, 33434).length, 2);
@@ -312,7 +320,7 @@ describe('a capture', () => {
     const facts = checkDngLayout(dng, TINY_FACTS);
     assert.deepEqual(nums(facts.exif, 34855), [200], 'ISO = analogue gain × 100');
     assert.deepEqual(nums(facts.exif, 33434), [20000, 1_000_000], 'ExposureTime 1/50 s');
-    assert.deepEqual(await checkDng(`${b}.dng`), { complete: true, size: dng.length });
+    assert.deepEqual(await checkDng(`${b}.dng`), { complete: true, size: dng.length, final: true });
     const metadata = JSON.parse(await readFile(`${b}.json`, 'utf8')) as Record<string, unknown>;
     assert.equal(metadata['ExposureTime'], 20000);
     assert.equal(metadata['AnalogueGain'], 2);
@@ -414,6 +422,87 @@ describe('a capture', () => {
     assert.deepEqual(jpegSize(thumbnail), { width: 320, height: 240 });
   });
 
+  test('the startup frames are dropped before the first frame: its exposure comes 7 frame periods after the start', async () => {
+    const boot = createBootClock();
+    const b = base();
+    const spawned = boot.nowNs();
+    assert.equal((await sim(args(b), { CAMERA_SIM_SENSOR: 'ov9281' })).exitCode, 0);
+    const exposed = BigInt((JSON.parse(await readFile(`${b}.json`, 'utf8')) as { SensorTimestamp: number }).SensorTimestamp);
+    // ov9281's full mode runs at 144 fps.
+    assert.ok(Number(exposed - spawned) / 1e6 >= (7 * 1000) / 144, 'exposure after the 7 startup frames');
+    assert.ok(exposed <= boot.nowNs(), 'and before now: CLOCK_BOOTTIME, not another clock');
+  });
+
+  test('boards set the default timings; an explicit start cost scales the reconfiguration with it', () => {
+    assert.equal(readKnobs({}).board, 'zero-2-w');
+    for (const [name, board] of Object.entries(BOARDS)) {
+      const knobs = readKnobs({ CAMERA_SIM_BOARD: name });
+      assert.equal(knobs.startMs, board.startMs);
+      assert.equal(knobs.reconfigureMs, board.reconfigureMs);
+      assert.ok(knobs.processMs(12) > knobs.processMs(0.1), 'a 12 MP JPEG costs more than a preview');
+    }
+    assert.ok(readKnobs({ CAMERA_SIM_BOARD: 'zero-w' }).processMs(12) > readKnobs({ CAMERA_SIM_BOARD: 'pi-4' }).processMs(12));
+    assert.equal(readKnobs({ CAMERA_SIM_START_MS: '0' }).reconfigureMs, 0);
+    assert.equal(readKnobs({ CAMERA_SIM_START_MS: '0', CAMERA_SIM_RECONFIGURE_MS: '80' }).reconfigureMs, 80);
+    assert.equal(readKnobs({ CAMERA_SIM_CAPTURE_MS: '0' }).processMs(12), 0);
+    assert.throws(() => readKnobs({ CAMERA_SIM_BOARD: 'pi-zero-9' }), /CAMERA_SIM_BOARD: unknown board 'pi-zero-9'/);
+    assert.throws(() => readKnobs({ CAMERA_SIM_LIBTIFF: '3.9' }), /CAMERA_SIM_LIBTIFF/);
+  });
+
+  test('libtiff 4.5 rewrites IFD0 in place; 4.7 moves it to the end of the file', async () => {
+    const [old, current] = [base(), base()];
+    await sim(args(old), { CAMERA_SIM_LIBTIFF: '4.5' });
+    await sim(args(current), { CAMERA_SIM_LIBTIFF: '4.7' });
+    const [a, b] = await Promise.all([readFile(`${old}.dng`), readFile(`${current}.dng`)]);
+    const thumbEnd = 8 + Math.floor(TINY.width / 16) * Math.floor(TINY.height / 16) * 3;
+    assert.equal(a.readUInt32LE(4), thumbEnd + (thumbEnd & 1), '4.5: IFD0 right after the thumbnail');
+    assert.ok(b.readUInt32LE(4) > b.length - 1024, '4.7: IFD0 at the end');
+    for (const dng of [a, b]) checkDngLayout(dng, TINY_FACTS);
+    assert.equal((await checkDng(`${current}.dng`)).complete, true);
+  });
+
+  test('a mono sensor (ov9281): no colour tags, no SubIFD or EXIF pointers, LinearRaw chained after IFD0', async (t) => {
+    const b = base();
+    const result = await sim(args(b), { CAMERA_SIM_SENSOR: 'ov9281' });
+    assert.equal(result.exitCode, 0, result.stderr);
+    const dng = await readFile(`${b}.dng`);
+    const { ifd: ifd0, next } = readIfd(dng, dng.readUInt32LE(4));
+    for (const tag of [330, 34665, 50721, 50728, 50778]) assert.equal(ifd0.has(tag), false, `no tag ${tag} in IFD0`);
+    assert.deepEqual(nums(ifd0, 254), [1], 'IFD0 is still the thumbnail');
+    const { ifd: raw } = readIfd(dng, next);
+    assert.deepEqual(nums(raw, 254), [0]);
+    assert.deepEqual([nums(raw, 256)[0], nums(raw, 257)[0]], [1280, 800]);
+    assert.deepEqual(nums(raw, 262), [34892], 'LinearRaw');
+    assert.equal(raw.has(33422), false, 'no CFAPattern');
+    assert.deepEqual(nums(raw, 50713), [1, 1]);
+    assert.deepEqual(nums(raw, 279), [1280 * 800 * 2]);
+    assert.deepEqual(await checkDng(`${b}.dng`), { complete: true, size: dng.length, final: false });
+    if (await which('dcraw')) {
+      const identify = await execa('dcraw', ['-i', '-v', `${b}.dng`]);
+      assert.match(identify.stdout, /Full size:\s+1280 x 800/);
+      assert.match(identify.stdout, /Raw colors: 1/);
+    } else t.diagnostic('dcraw not installed: skipped its check');
+  });
+
+  test('--mode forces the raw mode while --width/--height size the JPEG; without --mode they shrink the DNG', async () => {
+    const [forced, shrunk] = [base(), base()];
+    const small = ['--width', '320', '--height', '240', '-q', '80'];
+    const env = { CAMERA_SIM_SENSOR: 'imx477' };
+    assert.equal((await sim(args(forced, [...small, '--mode', '4056:3040:12:P'], 'none'), env)).exitCode, 0);
+    assert.equal((await sim(args(shrunk, small, 'none'), env)).exitCode, 0);
+    const [forcedDng, forcedJpeg, shrunkDng] = await Promise.all([
+      readFile(`${forced}.dng`),
+      readFile(`${forced}.jpg`),
+      readFile(`${shrunk}.dng`),
+    ]);
+    checkDngLayout(forcedDng, { name: 'imx477', width: 4056, height: 3040, bits: 12, cfa: [0, 1, 1, 2] });
+    assert.deepEqual(jpegSize(forcedJpeg), { width: 320, height: 240 });
+    assert.ok(forcedJpeg.length < 64 * 1024, `a small JPEG (${forcedJpeg.length} bytes)`);
+    assert.equal(extractExifThumbnail(forcedJpeg), null, '--thumb none');
+    // The smallest full field-of-view mode covering 320x240: the 2x2-binned one.
+    checkDngLayout(shrunkDng, { name: 'imx477', width: 2028, height: 1520, bits: 12, cfa: [0, 1, 1, 2] });
+  });
+
   test('a plain -t viewfinder run, a png encoding, metadata on stdout', async () => {
     const b = base();
     const result = await sim(['-n', '-t', '20', '-e', 'png', '-o', `${b}.png`, '--metadata', '-']);
@@ -504,10 +593,15 @@ describe('failure injection', () => {
 
 describe('signal mode', () => {
   /** Starts `-t 0 --signal` and resolves once it says it is configured (its SIGUSR1 handler is in). */
-  async function startSignalMode(output: string, env: Record<string, string> = {}): Promise<{ child: ResultPromise }> {
+  async function startSignalMode(
+    output: string,
+    env: Record<string, string> = {},
+    extra: string[] = [],
+  ): Promise<{ child: ResultPromise; stderr: () => string }> {
+    let seen = '';
     const child = execa(
       process.execPath,
-      [SIMULATOR, '-n', '-t', '0', '--signal', '-r', '-o', output, '--metadata', join(dir, 'sig-meta.json')],
+      [SIMULATOR, '-n', '-t', '0', '--signal', '-r', '-o', output, '--metadata', join(dir, 'sig-meta.json'), ...extra],
       {
         env: { ...FAST, ...env },
         reject: false,
@@ -515,7 +609,6 @@ describe('signal mode', () => {
       },
     );
     await new Promise<void>((resolve, reject) => {
-      let seen = '';
       child.stderr?.on('data', (chunk: Buffer) => {
         seen += chunk.toString();
         if (/configuring streams/.test(seen)) resolve();
@@ -523,7 +616,7 @@ describe('signal mode', () => {
       void child.then(() => reject(new Error(`exited before it was ready: ${seen}`)));
     });
     // Wrapped: an async function returning the child (a thenable) would wait for it to exit.
-    return { child };
+    return { child, stderr: () => seen };
   }
 
   async function until(what: string, check: () => Promise<boolean>): Promise<void> {
@@ -533,6 +626,35 @@ describe('signal mode', () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
+
+  const configurations = (text: string): number => text.split('\n').filter((line) => /configuring streams/.test(line)).length;
+
+  test('without --zsl a trigger stops, reconfigures for stills, drops the startup frames and goes back; with --zsl it takes the next frame', async () => {
+    const boot = createBootClock();
+    for (const zsl of [false, true]) {
+      const output = join(dir, `${zsl ? 'zsl' : 'plain'}%d.jpg`);
+      const { child, stderr } = await startSignalMode(output, { CAMERA_SIM_RECONFIGURE_MS: '50' }, zsl ? ['--zsl'] : []);
+      assert.match(stderr(), zsl ? /320x240-YUV420 \(1\) 320x240-SRGGB12/ : /configuring streams/);
+      const before = configurations(stderr());
+      const meta = join(dir, 'sig-meta.json');
+      await rm(meta, { force: true });
+      const triggered = boot.nowNs();
+      child.kill('SIGUSR1');
+      await until('the metadata', async () => existsSync(meta) && (await readFile(meta, 'utf8')).endsWith('}\n'));
+      const exposed = BigInt((JSON.parse(await readFile(meta, 'utf8')) as { SensorTimestamp: number }).SensorTimestamp);
+      const latencyMs = Number(exposed - triggered) / 1e6;
+      if (zsl) {
+        assert.ok(latencyMs >= -1, `the exposure follows the trigger (${latencyMs} ms)`);
+        assert.equal(configurations(stderr()), before, 'no reconfiguration');
+      } else {
+        // One reconfiguration and 7 startup frames of 1 ms (the tiny sensor) before the still's exposure.
+        assert.ok(latencyMs >= 50 + 7, `trigger to exposure ${latencyMs} ms`);
+        await until('the return to the viewfinder', async () => configurations(stderr()) === before + 2);
+      }
+      child.kill('SIGUSR2');
+      assert.equal((await child).exitCode, 0);
+    }
+  });
 
   test('one capture per SIGUSR1 with the frame counter in the name; SIGUSR2 exits 0', async () => {
     const { child } = await startSignalMode(join(dir, 'frame%04d.jpg'));

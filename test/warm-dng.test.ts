@@ -117,7 +117,7 @@ describe('DNG completeness from the TIFF structure', () => {
       seen.push(stage);
     });
     assert.equal(seen.length, 6);
-    assert.deepEqual(await checkDng(path), { complete: true, size });
+    assert.deepEqual(await checkDng(path), { complete: true, size, final: true });
   });
 
   test('a complete DNG cut short is incomplete again', async () => {

@@ -234,10 +234,14 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
     // What a daemon killed with SIGKILL leaves behind: its app, still running, and the pid file.
     const warmDir = join(dir, 'stale', '.warm');
     await mkdir(warmDir, { recursive: true });
-    const orphan = spawn(process.execPath, [SIMULATOR, ...warmAppArgs(warmDir, 1, {}, 0)], {
-      env: { ...process.env, ...FAST_CAMERA },
-      stdio: 'ignore',
-    });
+    const orphan = spawn(
+      process.execPath,
+      [SIMULATOR, ...warmAppArgs(warmDir, 1, { settings: {}, cameraIndex: 0, rawMode: null, zsl: false })],
+      {
+        env: { ...process.env, ...FAST_CAMERA },
+        stdio: 'ignore',
+      },
+    );
     const gone = new Promise((resolve) => orphan.once('exit', resolve));
     try {
       await writeFile(join(warmDir, 'app.pid'), `${orphan.pid}\n`);

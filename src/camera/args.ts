@@ -10,8 +10,49 @@ import type { CaptureSettings } from './types.js';
  */
 export const VIEWFINDER_MS = 1000;
 
-/** The EXIF thumbnail embedded in the JPEG: the capture's preview, so nobody decodes the full JPEG. */
+/**
+ * Without a known sensor mode: the full-resolution JPEG, and its EXIF thumbnail as the preview, so
+ * nobody decodes the full JPEG.
+ */
 export const THUMBNAIL = '320:240:70';
+
+/**
+ * The capture's preview is the processed output itself, encoded small: 320 pixels wide (the height
+ * follows the sensor's aspect ratio), at this JPEG quality. The app never encodes a full-resolution
+ * JPEG (seconds of CPU on a Pi Zero and megabytes of SD writes per capture, for a file nobody kept).
+ */
+export const PREVIEW_WIDTH = 320;
+export const PREVIEW_QUALITY = 80;
+
+/** The sensor's full-resolution raw mode, from `--list-cameras`. */
+export interface RawMode {
+  width: number;
+  height: number;
+  bits: number;
+}
+
+/**
+ * The options that make the processed output a small preview while the DNG stays full size. A
+ * small `--width` alone would make the app pick a smaller sensor mode, and the raw stream follows
+ * the sensor mode, so `--mode` forces the full-resolution one. Without a known mode (no successful
+ * probe yet) the app writes the full-resolution JPEG and its EXIF thumbnail is the preview.
+ */
+export function previewArgs(mode: RawMode | null): string[] {
+  if (!mode || !(mode.width > 0 && mode.height > 0 && mode.bits > 0)) return ['--thumb', THUMBNAIL];
+  const height = Math.max(2, Math.round((PREVIEW_WIDTH * mode.height) / mode.width / 2) * 2);
+  return [
+    '--width',
+    String(PREVIEW_WIDTH),
+    '--height',
+    String(height),
+    '--mode',
+    `${mode.width}:${mode.height}:${mode.bits}:P`,
+    '-q',
+    String(PREVIEW_QUALITY),
+    '--thumb',
+    'none',
+  ];
+}
 
 /**
  * rpicam-still formats the output name with snprintf into a 128-byte buffer (`generate_filename`),
@@ -82,11 +123,13 @@ export interface ColdCaptureArgsInput {
   /** The node's default for `settings.immediate`. */
   immediate: boolean;
   cameraIndex: number;
+  /** The sensor's full-resolution mode, when known: the JPEG is then a small preview (previewArgs). */
+  rawMode?: RawMode | null;
 }
 
 /**
  * Arguments for one cold capture: open the camera, capture one RAW frame, write JPEG + DNG + metadata,
- * exit. `-n` because the node is headless; `-r` for the DNG; `--thumb` for the preview.
+ * exit. `-n` because the node is headless; `-r` for the DNG; the JPEG is the preview.
  */
 export function coldCaptureArgs(input: ColdCaptureArgsInput): string[] {
   const paths = capturePaths(input.outputBase);
@@ -98,8 +141,7 @@ export function coldCaptureArgs(input: ColdCaptureArgsInput): string[] {
     '-r',
     '-o',
     outputFormat(paths.jpegPath),
-    '--thumb',
-    THUMBNAIL,
+    ...previewArgs(input.rawMode ?? null),
     '--metadata',
     paths.metadataPath,
     '--camera',

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import { basename, delimiter, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -28,11 +28,36 @@ export interface AppInvocation {
 export interface ResolveBackendOptions {
   /** An explicit executable (CAMERA_COMMAND) for installs where the app is not on PATH. */
   command?: string;
+  /** What says which board this is (`auto` never simulates on a Raspberry Pi); tests point it elsewhere. */
+  deviceModelPath?: string;
   /** PATH to search; defaults to process.env.PATH. */
   searchPath?: string;
   /** Where the simulator script is (tests point it elsewhere). */
   simulatorScript?: string;
   logger: Logger;
+}
+
+/** The device-tree model, e.g. `Raspberry Pi Zero 2 W Rev 1.0`. */
+export const DEVICE_MODEL_PATH = '/proc/device-tree/model';
+
+/**
+ * `auto` on a Raspberry Pi that has no camera app. Not a configuration error: the node starts
+ * without a camera (disconnected, saying what is missing) and looks for the app again at each check,
+ * rather than capturing synthetic images that would pass for real ones.
+ */
+export class CameraAppMissingError extends Error {
+  override name = 'CameraAppMissingError';
+}
+
+/** The board's model when it is a Raspberry Pi, else null (another machine, or no device tree). */
+export async function raspberryPiModel(path: string = DEVICE_MODEL_PATH): Promise<string | null> {
+  try {
+    // The device tree's strings end with a NUL.
+    const model = (await readFile(path, 'latin1')).replace(/\0+$/, '').trim();
+    return /raspberry pi/i.test(model) ? model : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -79,8 +104,9 @@ async function simulatorInvocation(script: string): Promise<AppInvocation> {
 
 /**
  * Turns the configured backend into the command to run. Called once, at start.
- *  - `auto`: `rpicam-still` on PATH, else `libcamera-still`, else the simulator (said once at info,
- *    so a node without a camera app is visibly simulated rather than silently so).
+ *  - `auto`: `rpicam-still` on PATH, else `libcamera-still`; else, on a Raspberry Pi, no camera
+ *    (CameraAppMissingError: the app is missing, not simulated); elsewhere the simulator (said at
+ *    info, so a development machine is visibly simulated rather than silently so).
  *  - `rpicam` / `libcamera`: that app, or an error at start if it is not installed.
  *  - `simulated`: the packaged simulator.
  * A `command` override replaces the PATH search for the real apps; the backend is then named after
@@ -111,6 +137,13 @@ export async function resolveBackend(setting: CameraBackendSetting, options: Res
   for (const backend of ['rpicam', 'libcamera'] as const) {
     const found = await findOnPath(APP_NAMES[backend], options.searchPath);
     if (found) return appInvocation(backend, found);
+  }
+  const model = await raspberryPiModel(options.deviceModelPath);
+  if (model !== null) {
+    throw new CameraAppMissingError(
+      `no camera app found on this ${model}: neither ${APP_NAMES.rpicam} nor ${APP_NAMES.libcamera} is on PATH ` +
+        '(install rpicam-apps, or set CAMERA_COMMAND; CAMERA_BACKEND=simulated runs the simulator)',
+    );
   }
   const simulator = await simulatorInvocation(script);
   options.logger.info({ tried: Object.values(APP_NAMES), simulator: script }, 'no camera app found, using the simulator');

@@ -1,11 +1,13 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { Logger } from 'pino';
 import { NodeError } from '../errors.js';
 import { preciseNow, waitUntil } from '../schedule/clock.js';
-import { capturePaths, coldCaptureArgs, MAX_OUTPUT_PATH_BYTES, outputFormat, type CapturePaths } from './args.js';
+import { capturePaths, coldCaptureArgs, MAX_OUTPUT_PATH_BYTES, outputFormat, type CapturePaths, type RawMode } from './args.js';
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
-import { resolveBackend, type AppInvocation } from './backend.js';
+import { CameraAppMissingError, resolveBackend, type AppInvocation, type ResolveBackendOptions } from './backend.js';
 import { DEFAULT_KILL_GRACE_MS, listCameras, PROBE_TIMEOUT_MS, runApp, spawnFailure, type AppResult } from './run-app.js';
+import { createBootClock, sensorTimestampOf } from './boottime.js';
 import { createCameraState } from './state.js';
 import { createSerialRunner } from './serial.js';
 import type { Camera, CameraInfo, CameraOptions, CaptureOutput, CaptureRequest } from './types.js';
@@ -55,6 +57,16 @@ export function linkedController(sources: ReadonlyArray<AbortSignal | undefined>
   };
 }
 
+/** The backend resolution options a camera's options imply. */
+export function backendOptions(options: CameraOptions, logger: Logger): ResolveBackendOptions {
+  return {
+    ...(options.command ? { command: options.command } : {}),
+    ...(options.deviceModelPath ? { deviceModelPath: options.deviceModelPath } : {}),
+    ...(options.searchPath !== undefined ? { searchPath: options.searchPath } : {}),
+    logger,
+  };
+}
+
 async function removeOutputs(paths: CapturePaths): Promise<void> {
   await Promise.all([paths.jpegPath, paths.dngPath, paths.metadataPath].map((path) => rm(path, { force: true })));
 }
@@ -69,7 +81,13 @@ async function removeOutputs(paths: CapturePaths): Promise<void> {
  * capture must not overlap. Captures are serialised by the caller (CaptureQueue); probes and captures
  * are serialised here.
  */
-export function createCamera(options: CameraOptions): Camera {
+/** The cold camera, which also tells the warm one the sensor mode its probes saw. */
+export interface ColdCamera extends Camera {
+  /** The selected sensor's full-resolution mode as last probed, null before any probe saw it. */
+  rawMode(): RawMode | null;
+}
+
+export function createCamera(options: CameraOptions): ColdCamera {
   const logger = options.logger.child({ part: 'camera' });
   const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const state = createCameraState({ backend: options.backend, cameraIndex: options.cameraIndex, mode: 'cold', logger });
@@ -81,12 +99,10 @@ export function createCamera(options: CameraOptions): Camera {
   let probeTimer: NodeJS.Timeout | null = null;
   // The chain of camera-process runs (probes and captures), one after the other.
   const runs = createSerialRunner();
+  const boot = options.bootClock ?? createBootClock();
 
   function backend(): Promise<AppInvocation> {
-    invocation ??= resolveBackend(options.backend, {
-      ...(options.command ? { command: options.command } : {}),
-      logger,
-    }).then(
+    invocation ??= resolveBackend(options.backend, backendOptions(options, logger)).then(
       (resolved) => {
         state.setBackend(resolved);
         logger.info({ backend: resolved.backend, command: resolved.command, simulated: resolved.simulated }, 'camera backend resolved');
@@ -102,9 +118,22 @@ export function createCamera(options: CameraOptions): Camera {
 
   const runOptions = (timeoutMs: number, signal: AbortSignal) => ({ timeoutMs, signal, env: options.env, killGraceMs });
 
+  /** The backend, or null when the camera app is missing (recorded as the camera's error). */
+  async function backendOrMissing(): Promise<AppInvocation | null> {
+    try {
+      return await backend();
+    } catch (err) {
+      if (!(err instanceof CameraAppMissingError)) throw err;
+      if (state.info().last_error !== err.message) logger.error({ err }, 'no camera app: the camera is unavailable');
+      state.recordFailure(err.message, true);
+      return null;
+    }
+  }
+
   async function runProbe(): Promise<CameraInfo> {
     if (lifetime.signal.aborted) return state.info();
-    const app = await backend();
+    const app = await backendOrMissing();
+    if (!app) return state.info();
     const outcome = await listCameras(app, runOptions(PROBE_TIMEOUT_MS, lifetime.signal));
     state.applyProbe(outcome);
     if (outcome.kind === 'failed') logger.warn({ error: outcome.error }, 'camera check failed');
@@ -185,6 +214,7 @@ export function createCamera(options: CameraOptions): Camera {
       settings: request.settings,
       immediate: options.immediate,
       cameraIndex: options.cameraIndex,
+      rawMode: state.rawMode(),
     });
     if (request.at !== undefined) {
       // A scheduled capture: the app is started at that instant (its own start cost comes after).
@@ -231,6 +261,8 @@ export function createCamera(options: CameraOptions): Camera {
       }
       const jpegBytes = await fileSize(paths.jpegPath);
       const metadata = await readMetadata(paths.metadataPath);
+      const sensorTimestamp = sensorTimestampOf(metadata);
+      const exposureStartedAt = sensorTimestamp === null ? null : boot.toEpochMs(sensorTimestamp);
       const completedAt = Date.now();
       logger.info(
         { duration_ms: completedAt - triggeredAt, dng_bytes: dngBytes, jpeg_bytes: jpegBytes, metadata: metadata !== null },
@@ -239,7 +271,14 @@ export function createCamera(options: CameraOptions): Camera {
       state.recordSuccess();
       // A DNG proves the camera is there; let a probe fill in which one if the last check said otherwise.
       if (!state.info().connected) reprobeSoon('capture worked while marked disconnected');
-      return { dngPath: paths.dngPath, jpegPath: jpegBytes === null ? null : paths.jpegPath, metadata, triggeredAt, completedAt };
+      return {
+        dngPath: paths.dngPath,
+        jpegPath: jpegBytes === null ? null : paths.jpegPath,
+        metadata,
+        triggeredAt,
+        completedAt,
+        exposureStartedAt,
+      };
     } catch (err) {
       // The app is gone (execa resolved after it exited), so nothing writes these any more.
       await removeOutputs(paths);
@@ -251,8 +290,9 @@ export function createCamera(options: CameraOptions): Camera {
     start() {
       started ??= (async () => {
         if (lifetime.signal.aborted) throw new NodeError('shutting_down', 'the camera is stopped');
-        await backend();
-        await probe();
+        boot.nowNs(); // calibrates the boot clock now, not during a capture
+        // A Raspberry Pi without a camera app starts degraded (the probes look for the app again).
+        if (await backendOrMissing()) await probe();
         if (options.probeIntervalMs > 0 && !lifetime.signal.aborted) {
           probeTimer = setInterval(() => {
             // Never queue a check behind a capture: the capture itself says whether the camera works.
@@ -297,6 +337,8 @@ export function createCamera(options: CameraOptions): Camera {
     },
 
     expectedDngBytes: () => state.expectedDngBytes(),
+
+    rawMode: () => state.rawMode(),
 
     onChange: (listener) => state.onChange(listener),
   };

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RawMode } from './args.js';
 import type { AppInvocation } from './backend.js';
 import type { ProbeOutcome } from './run-app.js';
 import type { CameraBackendSetting, CameraDescriptor, CameraInfo } from './types.js';
@@ -39,6 +40,8 @@ export interface CameraState {
   /** A capture worked: the camera is evidently there and any earlier error is over. */
   recordSuccess(): void;
   expectedDngBytes(): number;
+  /** The selected sensor's full-resolution mode as last seen by a probe; null before any. */
+  rawMode(): RawMode | null;
 }
 
 export function createCameraState(options: CameraStateOptions): CameraState {
@@ -131,6 +134,12 @@ export function createCameraState(options: CameraStateOptions): CameraState {
       const width = lastSeen?.width || DEFAULT_SENSOR.width;
       const height = lastSeen?.height || DEFAULT_SENSOR.height;
       return dngBytesFor(width, height);
+    },
+
+    rawMode() {
+      return lastSeen && lastSeen.width > 0 && lastSeen.height > 0 && lastSeen.bit_depth > 0
+        ? { width: lastSeen.width, height: lastSeen.height, bits: lastSeen.bit_depth }
+        : null;
     },
   };
 }

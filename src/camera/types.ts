@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { BootClock } from './boottime.js';
 
 /** Which camera app drives the sensor. `simulated` is the packaged rpicam-still simulator. */
 export type CameraBackend = 'rpicam' | 'libcamera' | 'simulated';
@@ -66,6 +67,11 @@ export interface CaptureOutput {
   /** When the app was asked to capture (epoch ms, fractional) and when its files were complete. */
   triggeredAt: number;
   completedAt: number;
+  /**
+   * When the frame's exposure started (epoch ms, fractional): its SensorTimestamp (CLOCK_BOOTTIME)
+   * converted at capture time; null when the app wrote no metadata with one.
+   */
+  exposureStartedAt: number | null;
 }
 
 export interface Camera {
@@ -77,7 +83,7 @@ export interface Camera {
   probe(): Promise<CameraInfo>;
   info(): CameraInfo;
   /**
-   * One capture into `<outputBase>.dng` (+ `.jpg` with the EXIF thumbnail, + `.json` metadata). On
+   * One capture into `<outputBase>.dng` (+ `.jpg`, the preview, + `.json` metadata). On
    * success the files stay for the caller to commit or discard; on any failure all three are removed.
    * The caller serialises calls (see CaptureQueue); a probe in progress is waited for.
    * Throws NodeError: camera_unavailable (the app says there is no camera), camera_timeout (killed
@@ -108,6 +114,12 @@ export interface CameraOptions {
   command?: string;
   /** Grace between SIGTERM and SIGKILL when a camera process is killed (default 2000 ms). */
   killGraceMs?: number;
+  /** Where the board's model is read (`auto` never falls back to the simulator on a Raspberry Pi). */
+  deviceModelPath?: string;
+  /** PATH to search for the camera app; defaults to process.env.PATH. */
+  searchPath?: string;
+  /** Converts the frames' SensorTimestamp (CLOCK_BOOTTIME) to the wall clock; tests inject one. */
+  bootClock?: BootClock;
   /**
    * Extra environment for the camera process, on top of process.env (the simulator's knobs in tests).
    * Read at every run, so a test may change it between captures.

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from 'pino';
-import { outputFormat, settingArgs, THUMBNAIL, MAX_OUTPUT_PATH_BYTES, type CapturePaths } from './args.js';
+import { MAX_OUTPUT_PATH_BYTES, outputFormat, previewArgs, settingArgs, type CapturePaths, type RawMode } from './args.js';
 import { describeAppFailure, stderrTail } from './app-output.js';
 import type { AppInvocation } from './backend.js';
 import type { CaptureSettings } from './types.js';
@@ -46,6 +46,10 @@ export interface WarmAppOptions {
   generation: number;
   settings: CaptureSettings;
   cameraIndex: number;
+  /** The sensor's full-resolution mode, for a small preview JPEG (previewArgs). */
+  rawMode: RawMode | null;
+  /** Zero shutter lag (`--zsl`): every stream configured at once, a capture takes the next frame. */
+  zsl: boolean;
   env: Record<string, string> | undefined;
   killGraceMs: number;
   logger: Logger;
@@ -89,7 +93,15 @@ export function warmDirFits(dir: string, generation = 999_999): boolean {
   return Buffer.byteLength(`${join(dir, `${framePrefix(generation)}0000000000`)}.dng`) <= MAX_OUTPUT_PATH_BYTES;
 }
 
-export function warmAppArgs(dir: string, generation: number, settings: CaptureSettings, cameraIndex: number): string[] {
+export interface WarmArgsInput {
+  settings: CaptureSettings;
+  cameraIndex: number;
+  rawMode: RawMode | null;
+  zsl: boolean;
+}
+
+export function warmAppArgs(dir: string, generation: number, input: WarmArgsInput): string[] {
+  const { settings, cameraIndex } = input;
   if (!Number.isSafeInteger(cameraIndex) || cameraIndex < 0) throw new TypeError('cameraIndex: not a non-negative integer');
   const { metadataPath } = framePaths(dir, generation, 0);
   return [
@@ -97,11 +109,11 @@ export function warmAppArgs(dir: string, generation: number, settings: CaptureSe
     '-t',
     '0',
     '--signal',
+    ...(input.zsl ? ['--zsl'] : []),
     '-r',
     '-o',
     `${outputFormat(join(dir, framePrefix(generation)))}%06d.jpg`,
-    '--thumb',
-    THUMBNAIL,
+    ...previewArgs(input.rawMode),
     '--metadata',
     metadataPath,
     '--camera',
@@ -126,7 +138,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 export function startWarmApp(options: WarmAppOptions): WarmApp {
   const { invocation, dir, generation, logger } = options;
-  const args = warmAppArgs(dir, generation, options.settings, options.cameraIndex);
+  const args = warmAppArgs(dir, generation, options);
   logger.debug({ file: invocation.file, args }, 'warm camera app starting');
   const child: ResultPromise = execa(invocation.file, [...invocation.prefixArgs, ...args], {
     reject: false,

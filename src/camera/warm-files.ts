@@ -21,8 +21,13 @@ const POLL_MS = 25;
  */
 export const METADATA_GRACE_MS = 250;
 
-/** Without a metadata file to prove the DNG closed, the DNG must look the same again this much later. */
+/**
+ * Without a metadata file to prove the DNG closed, the DNG must look the same again this much later:
+ * briefly when its structure shows the app's last write (colour), longer when it cannot (mono: the
+ * EXIF IFD and IFD0's rewrite may still come).
+ */
 const CONFIRM_MS = 5;
+const SETTLE_MS = 250;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -90,7 +95,11 @@ export async function sweepFrames(dir: string): Promise<void> {
   await Promise.all(names.filter((name) => name !== PID_FILE).map((name) => rm(join(dir, name), { force: true })));
 }
 
-export type FrameOutcome = { kind: 'done'; dngBytes: number } | { kind: 'exited' } | { kind: 'timeout' } | { kind: 'aborted' };
+export type FrameOutcome =
+  | { kind: 'done'; dngBytes: number; final: boolean }
+  | { kind: 'exited' }
+  | { kind: 'timeout' }
+  | { kind: 'aborted' };
 
 /** Changes in the warm dir, as wake-ups. Set up before the trigger, so nothing but the signal happens at the instant. */
 export interface DirWatch {
@@ -159,11 +168,11 @@ export async function awaitFrame(options: AwaitFrameOptions): Promise<FrameOutco
     for (;;) {
       if (options.signal.aborted) return { kind: 'aborted' };
       const check = await checkDng(options.dngPath);
-      if (check.complete) return { kind: 'done', dngBytes: check.size };
+      if (check.complete) return { kind: 'done', dngBytes: check.size, final: check.final };
       if (!options.alive()) {
         // The app may have finished the file just before it exited: look once more.
         const last = await checkDng(options.dngPath);
-        return last.complete ? { kind: 'done', dngBytes: last.size } : { kind: 'exited' };
+        return last.complete ? { kind: 'done', dngBytes: last.size, final: last.final } : { kind: 'exited' };
       }
       const left = options.deadline - Date.now();
       if (left <= 0) return { kind: 'timeout' };
@@ -201,8 +210,8 @@ export async function collectMetadata(path: string, graceMs: number): Promise<Re
 }
 
 /** A second look at a DNG judged complete, for apps that write no metadata after it. */
-export async function confirmDng(path: string, bytes: number): Promise<boolean> {
-  await sleep(CONFIRM_MS);
+export async function confirmDng(path: string, bytes: number, final: boolean): Promise<boolean> {
+  await sleep(final ? CONFIRM_MS : SETTLE_MS);
   const again = await checkDng(path);
   return again.complete && again.size === bytes;
 }

@@ -1,6 +1,7 @@
 import { access, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { sensorTimestampOf, type BootClock } from './boottime.js';
 import { NodeError } from '../errors.js';
 import { preciseNow, waitUntil } from '../schedule/clock.js';
 import { capturePaths, type CapturePaths } from './args.js';
@@ -46,6 +47,7 @@ export interface TakeFrameOptions {
   signal: AbortSignal;
   timeoutMs: number;
   logger: Logger;
+  boot: BootClock;
 }
 
 /**
@@ -89,17 +91,22 @@ export async function takeFrame(options: TakeFrameOptions): Promise<FrameResult>
   try {
     const metadata = await collectMetadata(frame.metadataPath, app.writesMetadata === false ? 0 : METADATA_GRACE_MS);
     // The metadata file is written after the DNG is closed; without one, look at the DNG once more.
-    if (metadata === null && !(await confirmDng(frame.dngPath, outcome.dngBytes))) {
+    if (metadata === null && !(await confirmDng(frame.dngPath, outcome.dngBytes, outcome.final))) {
       throw new NodeError('camera_failed', 'capture failed: the DNG changed after it looked complete');
     }
     app.writesMetadata = metadata !== null;
+    const sensorTimestamp = sensorTimestampOf(metadata);
+    const exposureStartedAt = sensorTimestamp === null ? null : options.boot.toEpochMs(sensorTimestamp);
     const { jpeg } = await moveFrame(frame, out, metadata);
     const completedAt = preciseNow();
     options.logger.info(
       { duration_ms: Math.round(completedAt - triggeredAt), dng_bytes: outcome.dngBytes, jpeg, metadata: metadata !== null },
       'capture done',
     );
-    return { kind: 'done', output: { dngPath: out.dngPath, jpegPath: jpeg ? out.jpegPath : null, metadata, triggeredAt, completedAt } };
+    return {
+      kind: 'done',
+      output: { dngPath: out.dngPath, jpegPath: jpeg ? out.jpegPath : null, metadata, triggeredAt, completedAt, exposureStartedAt },
+    };
   } catch (err) {
     await sweepFrames(dir);
     await Promise.all([out.dngPath, out.jpegPath, out.metadataPath].map((path) => rm(path, { force: true })));

@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
 import { NodeError } from '../errors.js';
 import { describeAppFailure, isNoCameraError, lastErrorLine, stderrTail } from './app-output.js';
-import { resolveBackend, type AppInvocation } from './backend.js';
-import { createCamera, linkedController } from './camera.js';
+import { CameraAppMissingError, resolveBackend, type AppInvocation } from './backend.js';
+import { createBootClock } from './boottime.js';
+import { backendOptions, createCamera, linkedController } from './camera.js';
 import { DEFAULT_KILL_GRACE_MS } from './run-app.js';
 import type { Camera, CameraInfo, CameraOptions, CaptureOutput, CaptureRequest, CaptureSettings } from './types.js';
 import { settingsKey, startWarmApp, warmDirFits, type WarmApp, type WarmExit } from './warm-app.js';
@@ -18,6 +19,10 @@ export interface WarmCameraOptions extends CameraOptions {
   restartWindowMs?: number;
   /** After a fallback, try the warm app again this long later (0 = never). */
   retryWarmAfterMs?: number;
+  /** Backoff before restart n is n × this (default 500 ms). */
+  restartDelayMs?: number;
+  /** Run the app with `--zsl` (zero shutter lag): more CMA memory, a capture takes the next frame. */
+  zsl?: boolean;
 }
 
 /**
@@ -29,7 +34,7 @@ const DEFAULT_RESTART_WINDOW_MS = 60_000;
 /** Ten minutes: long enough not to thrash, short enough that a transient fault does not cost a day. */
 const DEFAULT_RETRY_WARM_MS = 10 * 60_000;
 /** Backoff before restart n is n × this. */
-const RESTART_DELAY_MS = 500;
+const DEFAULT_RESTART_DELAY_MS = 500;
 
 type Mode = CameraInfo['mode'];
 
@@ -48,7 +53,9 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   const maxRestarts = options.maxRestarts ?? DEFAULT_MAX_RESTARTS;
   const restartWindowMs = options.restartWindowMs ?? DEFAULT_RESTART_WINDOW_MS;
   const retryWarmAfterMs = options.retryWarmAfterMs ?? DEFAULT_RETRY_WARM_MS;
+  const restartDelayMs = options.restartDelayMs ?? DEFAULT_RESTART_DELAY_MS;
   const dir = resolve(options.warmDir);
+  const boot = options.bootClock ?? createBootClock();
   // Probes, size estimates and the fallback: the cold camera over the same app.
   const cold = createCamera({ ...options, probeIntervalMs: 0 });
   const lifetime = new AbortController();
@@ -68,10 +75,11 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
   const runs = createSerialRunner();
   let lastShown = '';
   // Apps on their way out. The camera is one device: nothing new may open it until they are gone.
-  let retiring: Promise<unknown> = Promise.resolve();
+  let retiring: Promise<void> = Promise.resolve();
 
   function endApp(which: WarmApp, stuck = false): void {
-    retiring = Promise.all([retiring, which.stop({ stuck })]);
+    // Resolves to nothing: a chain that kept each exit (and its stderr) would grow with every restart.
+    retiring = Promise.all([retiring, which.stop({ stuck })]).then(() => undefined);
   }
 
   function info(): CameraInfo {
@@ -108,6 +116,8 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       generation,
       settings,
       cameraIndex: options.cameraIndex,
+      rawMode: cold.rawMode(),
+      zsl: options.zsl ?? false,
       env: options.env,
       killGraceMs,
       logger,
@@ -127,9 +137,13 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
         options.captureTimeoutMs,
       );
     });
+    // Removed again whatever the outcome: `signal` is often the camera's lifetime, which outlives
+    // every app, so a listener left on it per start would pile up with each restart.
+    let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason);
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      onAbort = () => reject(signal.reason);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
     });
     aborted.catch(() => undefined);
     try {
@@ -140,6 +154,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       throw err;
     } finally {
       clearTimeout(timer);
+      if (onAbort) signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -171,7 +186,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       fallBack(`the warm camera app failed ${failures.length} times within ${restartWindowMs / 1000} s (last: ${reason})`);
       return;
     }
-    scheduleRestart(RESTART_DELAY_MS * failures.length);
+    scheduleRestart(restartDelayMs * failures.length);
   }
 
   function scheduleRestart(delayMs: number): void {
@@ -203,6 +218,16 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
     if (retry) armRetry();
   }
 
+  /** The camera app, or null when it is missing (a Raspberry Pi without rpicam-apps: the node runs degraded). */
+  async function findApp(): Promise<AppInvocation | null> {
+    try {
+      return await resolveBackend(options.backend, backendOptions(options, logger));
+    } catch (err) {
+      if (err instanceof CameraAppMissingError) return null;
+      throw err;
+    }
+  }
+
   function armRetry(): void {
     if (retryWarmAfterMs <= 0 || lifetime.signal.aborted) return;
     retryTimer = setTimeout(() => {
@@ -210,6 +235,11 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
       runs
         .run(async () => {
           if (active === 'warm' || lifetime.signal.aborted) return;
+          invocation ??= await findApp();
+          if (!invocation) {
+            armRetry();
+            return;
+          }
           await retiring;
           const next = launch(appSettings);
           try {
@@ -283,7 +313,7 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
         ? appFailure(failed, 'the warm camera app failed to start')
         : new NodeError('camera_failed', `the warm camera app failed to start: ${err instanceof Error ? err.message : String(err)}`);
     }
-    const result = await takeFrame({ app: current, dir, request, signal, timeoutMs: options.captureTimeoutMs, logger });
+    const result = await takeFrame({ app: current, dir, request, signal, timeoutMs: options.captureTimeoutMs, logger, boot });
     switch (result.kind) {
       case 'done':
         failures = [];
@@ -315,7 +345,12 @@ export function createWarmCamera(options: WarmCameraOptions): Camera {
         if (lifetime.signal.aborted) throw new NodeError('shutting_down', 'the camera is stopped');
         cold.onChange(() => notify());
         await cold.start();
-        invocation = await resolveBackend(options.backend, { ...(options.command ? { command: options.command } : {}), logger });
+        boot.nowNs(); // calibrates the boot clock now, not during a capture
+        invocation = await findApp();
+        if (!invocation) {
+          fallBack(cold.info().last_error ?? 'no camera app found');
+          return;
+        }
         if (options.probeIntervalMs > 0) {
           probeTimer = setInterval(() => {
             // The running app is the connection check; probe only when cold (or between apps) and idle.

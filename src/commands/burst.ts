@@ -84,6 +84,8 @@ async function runBurst(
         ...(result.scheduled_at ? { scheduled_at: result.scheduled_at } : {}),
         triggered_at: result.triggered_at,
         ...(result.late_ms !== undefined ? { late_ms: result.late_ms } : {}),
+        exposure_started_at: result.exposure_started_at,
+        ...(result.exposure_late_ms !== undefined ? { exposure_late_ms: result.exposure_late_ms } : {}),
         filename: result.file_info.filename,
       });
     } catch (err) {

@@ -37,6 +37,9 @@ export interface CommandsOptions {
   scheduler: CaptureScheduler;
 }
 
+/** Milliseconds to two decimals (10 µs): finer than any clock a fleet compares. */
+const hundredths = (ms: number): number => Math.round(ms * 100) / 100;
+
 export function createCommands(options: CommandsOptions): Commands {
   const { camera, queue, store, events } = options;
   const logger = options.logger.child({ part: 'commands' });
@@ -62,6 +65,7 @@ export function createCommands(options: CommandsOptions): Commands {
       const preview = output.jpegPath ? await readPreview(output.jpegPath) : null;
       const image = await store.commit(output.dngPath, new Date(output.triggeredAt));
       const duration_ms = Date.now() - started;
+      const exposure = output.exposureStartedAt;
       counters.total++;
       counters.last_at = image.created;
       logger.info(
@@ -90,9 +94,14 @@ export function createCommands(options: CommandsOptions): Commands {
         duration_ms,
         evicted: evicted.map((e) => e.filename),
         triggered_at: new Date(output.triggeredAt).toISOString(),
+        exposure_started_at: exposure === null ? null : new Date(exposure).toISOString(),
         ...(at === undefined
           ? {}
-          : { scheduled_at: new Date(at).toISOString(), late_ms: Math.round((output.triggeredAt - at) * 100) / 100 }),
+          : {
+              scheduled_at: new Date(at).toISOString(),
+              late_ms: hundredths(output.triggeredAt - at),
+              ...(exposure === null ? {} : { exposure_late_ms: hundredths(exposure - at) }),
+            }),
       };
       return { result, triggeredAt: output.triggeredAt };
     } catch (err) {

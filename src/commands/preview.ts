@@ -5,8 +5,17 @@ import { extractExifThumbnail } from '../camera/thumbnail.js';
 const EXIF_WINDOW_BYTES = 66 * 1024;
 
 /**
- * The capture's preview: the EXIF thumbnail the camera app embeds in its JPEG (`--thumb`). Reading
- * the first 66 KiB is all it costs: a Pi Zero never decodes the 12 MP image.
+ * A JPEG up to this size is itself the preview: the camera app encodes the processed output at
+ * preview size (camera/args.ts `previewArgs`), about 10–30 KB. Anything larger is a full-resolution
+ * JPEG (the sensor's mode was not known), whose EXIF thumbnail is the preview.
+ */
+export const MAX_WHOLE_PREVIEW_BYTES = 256 * 1024;
+
+const isJpeg = (buf: Buffer): boolean => buf.length >= 4 && buf[0] === 0xff && buf[1] === 0xd8;
+
+/**
+ * The capture's preview: the small JPEG the camera app wrote, or the EXIF thumbnail of a large one
+ * (reading its first 66 KiB: a Pi Zero never decodes a 12 MP image). Null when there is none.
  */
 export async function readPreview(jpegPath: string): Promise<Buffer | null> {
   let handle: FileHandle;
@@ -16,9 +25,13 @@ export async function readPreview(jpegPath: string): Promise<Buffer | null> {
     return null;
   }
   try {
-    const buffer = Buffer.alloc(EXIF_WINDOW_BYTES);
+    const { size } = await handle.stat();
+    const whole = size <= MAX_WHOLE_PREVIEW_BYTES;
+    const buffer = Buffer.alloc(whole ? size : EXIF_WINDOW_BYTES);
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    return extractExifThumbnail(buffer.subarray(0, bytesRead));
+    const head = buffer.subarray(0, bytesRead);
+    if (whole) return bytesRead === size && isJpeg(head) ? head : null;
+    return extractExifThumbnail(head);
   } catch {
     return null;
   } finally {

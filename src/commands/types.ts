@@ -38,6 +38,8 @@ export interface BurstFrame {
   scheduled_at?: string;
   triggered_at?: string;
   late_ms?: number;
+  exposure_started_at?: string | null;
+  exposure_late_ms?: number;
   filename?: string;
   error?: { code: string; message: string };
 }
@@ -69,6 +71,13 @@ export interface CaptureResult {
   scheduled_at?: string;
   /** triggered_at − scheduled_at in ms (fractional; negative = early), for a scheduled capture. */
   late_ms?: number;
+  /**
+   * ISO 8601 (ms): when the frame's first-row exposure started, from its SensorTimestamp converted
+   * on the node at capture time; null when the camera app reported none.
+   */
+  exposure_started_at: string | null;
+  /** exposure start − scheduled_at in ms (fractional), for a scheduled capture with an exposure start. */
+  exposure_late_ms?: number;
   count?: number;
   interval_ms?: number;
   failed?: number;

@@ -27,6 +27,7 @@ export interface Config {
   max_queued_captures: number;
   camera_check_interval_s: number;
   camera_mode: 'cold' | 'warm';
+  camera_zsl: boolean;
   max_schedule_ahead_s: number;
   schedule_tolerance_ms: number;
   max_scheduled_captures: number;

@@ -1,9 +1,10 @@
 import { createInterface } from 'node:readline';
 import { Options, parseArgs } from './args.js';
-import { AppError, captureStill, hang, sleep, type SimulatedCamera } from './capture.js';
+import { AppError, captureStill, hang, processedSize, sleep, type SimulatedCamera } from './capture.js';
+import { firstFrame, nextDelivery, sleepUntil, startStream, type Stream } from './frames.js';
 import { failure, readKnobs } from './knobs.js';
 import { createLog, type Log } from './log.js';
-import { listCamerasText, rawModeFor } from './sensors.js';
+import { listCamerasText, rawFormat, rawModeFor } from './sensors.js';
 import { stillSettings } from './settings.js';
 import { HELP_TEXT, VERSION_TEXT } from './texts.js';
 
@@ -18,29 +19,37 @@ type Trigger = 'capture' | 'quit';
 
 /**
  * The app's signal handling: the handler only records the last signal (later ones overwrite it), and
- * the event loop looks at it once per viewfinder frame.
+ * the app looks at it when the next frame reaches it.
  */
 interface Triggers {
   take(): Trigger | null;
+  /** Resolves at the next trigger, or after `ms` (a timer keeps the process alive meanwhile). */
+  wait(ms: number): Promise<void>;
 }
 
 const FAIL_EXIT = 255;
+/** How often a failure set through the control file is looked for between captures. */
+const CONTROL_POLL_MS = 10;
 /** How often to check that the process that started the app is still there. */
 const PARENT_CHECK_MS = 500;
 
+/** The longest timer Node arms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function installTriggers(keypress: boolean): Triggers {
   let pending: Trigger | null = null;
+  let wake: (() => void) | null = null;
+  const record = (trigger: Trigger): void => {
+    pending = trigger;
+    wake?.();
+  };
   process.removeAllListeners('SIGUSR1');
   process.removeAllListeners('SIGUSR2');
-  process.on('SIGUSR1', () => {
-    pending = 'capture';
-  });
-  process.on('SIGUSR2', () => {
-    pending = 'quit';
-  });
+  process.on('SIGUSR1', () => record('capture'));
+  process.on('SIGUSR2', () => record('quit'));
   if (keypress) {
     createInterface({ input: process.stdin }).on('line', (line) => {
-      pending = line.trim().toLowerCase() === 'x' ? 'quit' : 'capture';
+      record(line.trim().toLowerCase() === 'x' ? 'quit' : 'capture');
     });
   }
   return {
@@ -48,6 +57,18 @@ function installTriggers(keypress: boolean): Triggers {
       const trigger = pending;
       pending = null;
       return trigger;
+    },
+    wait(ms) {
+      if (pending !== null) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
+        function done(): void {
+          clearTimeout(timer);
+          wake = null;
+          resolve();
+        }
+        wake = done;
+      });
     },
   };
 }
@@ -93,23 +114,58 @@ function configuringStreams(camera: SimulatedCamera, still: boolean): void {
   const raw = rawModeFor(sensor, settings);
   const preview = sensor.modes.find((m) => m.crop[2] === sensor.width && m.crop[3] === sensor.height && m.width < sensor.width) ?? raw;
   const mode = still ? raw : preview;
-  const processed = still ? `${settings.width ?? raw.width}x${settings.height ?? raw.height}` : `${preview.width}x${preview.height}`;
+  const size = processedSize(camera);
+  const processed = still ? `${size.width}x${size.height}` : `${preview.width}x${preview.height}`;
   camera.log.libcamera(
     'INFO',
     'Camera',
     'camera.cpp:1197',
-    `configuring streams: (0) ${processed}-YUV420 (1) ${mode.width}x${mode.height}-S${sensor.cfa}${mode.bits}_CSI2P`,
+    `configuring streams: (0) ${processed}-YUV420 (1) ${mode.width}x${mode.height}-${rawFormat(sensor, mode.bits)}`,
   );
 }
 
-/** Signal / keypress mode: one capture per trigger, polled once per viewfinder frame. */
+const stillFps = (camera: SimulatedCamera): number => rawModeFor(camera.sensor, camera.settings).fps;
+
+/**
+ * The stream the app runs between captures: the viewfinder, or with `--zsl` the full still
+ * configuration (viewfinder, still and raw streams at once), at the still mode's frame rate.
+ */
+function runningStream(camera: SimulatedCamera): Stream {
+  configuringStreams(camera, camera.settings.zsl);
+  return startStream(camera.settings.zsl ? stillFps(camera) : camera.sensor.viewfinderFps);
+}
+
+/**
+ * A still taken while a stream runs, as rpicam_still.cpp takes it on a signal (or when the
+ * viewfinder's timeout is up): the app sees the trigger when the next frame reaches it. With
+ * `--zsl` it keeps the frame after that one, without stopping anything. Without, it stops the
+ * camera, tears down, configures for stills and starts again (startup frames dropped again), takes
+ * the first frame, saves it, and then does the same to return to the viewfinder. Returns the
+ * stream running afterwards.
+ */
+async function stillFromStream(camera: SimulatedCamera, stream: Stream, counter: number): Promise<Stream> {
+  const seen = nextDelivery(stream, performance.now());
+  await sleepUntil(seen);
+  if (camera.settings.zsl) {
+    await captureStill(camera, counter, { exposedAt: seen, deliveredAt: seen + stream.periodMs });
+    return stream;
+  }
+  await sleep(camera.knobs.reconfigureMs);
+  configuringStreams(camera, true);
+  await captureStill(camera, counter, firstFrame(startStream(stillFps(camera))));
+  await sleep(camera.knobs.reconfigureMs);
+  return runningStream(camera);
+}
+
+/** Signal / keypress mode: one capture per trigger. */
 async function triggeredCaptures(camera: SimulatedCamera, triggers: Triggers): Promise<number> {
-  const { settings, sensor, knobs } = camera;
-  const framePeriod = 1000 / sensor.viewfinderFps;
+  const { settings, knobs } = camera;
+  let stream = runningStream(camera);
   let counter = settings.framestart;
   let idleSince = performance.now();
   for (;;) {
-    await sleep(framePeriod);
+    const left = settings.timeoutMs > 0 ? idleSince + settings.timeoutMs - performance.now() : Number.POSITIVE_INFINITY;
+    await triggers.wait(knobs.controlPath === undefined ? left : Math.min(left, CONTROL_POLL_MS));
     // Failures that strike between captures: the camera going away, the app dying.
     const fail = knobs.controlPath === undefined ? null : failure(knobs);
     if (fail === 'no-camera') throw new AppError('no cameras available');
@@ -117,7 +173,7 @@ async function triggeredCaptures(camera: SimulatedCamera, triggers: Triggers): P
     const trigger = triggers.take();
     if (trigger === 'quit') return 0;
     if (trigger === 'capture') {
-      await captureStill(camera, counter++);
+      stream = await stillFromStream(camera, stream, counter++);
       if (settings.immediate) return 0;
       idleSince = performance.now();
     } else if (settings.timeoutMs > 0 && performance.now() - idleSince >= settings.timeoutMs) {
@@ -128,26 +184,31 @@ async function triggeredCaptures(camera: SimulatedCamera, triggers: Triggers): P
 
 async function timelapse(camera: SimulatedCamera, intervalMs: number): Promise<number> {
   const started = performance.now();
+  let stream = runningStream(camera);
   let counter = camera.settings.framestart;
   for (;;) {
     await sleep(intervalMs);
     if (camera.settings.timeoutMs > 0 && performance.now() - started >= camera.settings.timeoutMs) return 0;
-    await captureStill(camera, counter++);
+    stream = await stillFromStream(camera, stream, counter++);
   }
 }
 
 async function capture(camera: SimulatedCamera): Promise<number> {
   const { settings } = camera;
   const triggers = installTriggers(settings.keypress);
-  configuringStreams(camera, settings.immediate && !settings.signal && !settings.keypress);
   if (settings.signal || settings.keypress) return triggeredCaptures(camera, triggers);
   if (settings.timelapseMs !== undefined) return timelapse(camera, settings.timelapseMs);
-  if (!settings.immediate) {
-    // The viewfinder runs for the timeout; `-t 0` without a trigger mode runs it for ever.
-    if (settings.timeoutMs === 0) await hang();
-    await sleep(settings.timeoutMs);
+  if (settings.immediate) {
+    // Configured for stills from the start: the first frame after the startup frames is the still.
+    configuringStreams(camera, true);
+    await captureStill(camera, settings.framestart, firstFrame(startStream(stillFps(camera))));
+    return 0;
   }
-  await captureStill(camera, settings.framestart);
+  // The viewfinder runs for the timeout; `-t 0` without a trigger mode runs it for ever.
+  const stream = runningStream(camera);
+  if (settings.timeoutMs === 0) await hang();
+  await sleep(settings.timeoutMs);
+  await stillFromStream(camera, stream, settings.framestart);
   return 0;
 }
 

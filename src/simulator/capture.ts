@@ -7,6 +7,7 @@ import { encodedSize, stillJpeg } from './jpeg.js';
 import { failure, type Knobs } from './knobs.js';
 import type { Log } from './log.js';
 import { renderRgb, type Scene } from './pattern.js';
+import { bootTimestampNs, sleepUntil, type StillFrame } from './frames.js';
 import { rawModeFor, type Sensor } from './sensors.js';
 import type { StillSettings } from './settings.js';
 import { throttle, writePieces } from './writer.js';
@@ -87,18 +88,25 @@ function processedImage(
   }
 }
 
+/** The processed output's size: `--width`/`--height`, else the raw mode's. */
+export function processedSize(camera: SimulatedCamera): { width: number; height: number } {
+  const raw = rawModeFor(camera.sensor, camera.settings);
+  return { width: camera.settings.width ?? raw.width, height: camera.settings.height ?? raw.height };
+}
+
 /**
- * One still: the per-capture cost, then the files in the app's order (the image at `-o`, the DNG,
- * the metadata), with the failure in force at this moment injected.
+ * One still from `frame`: waits for the frame to arrive, the processing (ISP, encode), then the
+ * files in the app's order (the image at `-o`, the DNG, the metadata), with the failure in force at
+ * this moment injected. The metadata's SensorTimestamp is the frame's exposure start.
  */
-export async function captureStill(camera: SimulatedCamera, counter: number): Promise<void> {
+export async function captureStill(camera: SimulatedCamera, counter: number, frame: StillFrame): Promise<void> {
   const { settings, knobs, sensor, log } = camera;
   const fail = failure(knobs);
   if (fail === 'no-camera') throw new AppError('no cameras available');
   if (fail === 'hang') await hang();
-  // Zero shutter lag takes a frame already in the viewfinder's buffers: no switch to the still mode,
-  // which is about half the per-capture cost.
-  await sleep(settings.zsl ? knobs.captureMs / 2 : knobs.captureMs);
+  await sleepUntil(frame.deliveredAt);
+  const size = processedSize(camera);
+  await sleep(knobs.processMs(settings.encoding === 'jpg' ? (size.width * size.height) / 1e6 : 0));
   if (fail === 'capture-error') throw new AppError('failed to capture still: timed out waiting for a frame from the camera');
 
   const date = new Date();
@@ -126,6 +134,7 @@ export async function captureStill(camera: SimulatedCamera, counter: number): Pr
           exposureUs: exposure.exposureUs,
           analogueGain: exposure.analogueGain,
           date,
+          libtiff: knobs.libtiff,
         })
       : null;
     const total = (image[0]?.data.length ?? 0) + (dng?.size ?? 0);
@@ -148,12 +157,12 @@ export async function captureStill(camera: SimulatedCamera, counter: number): Pr
   }
 
   if (settings.metadata !== undefined) {
-    const mode = sensor.modes.find((m) => m.width === raw.width && m.height === raw.height);
     const metadata = frameMetadata({
+      sensorTimestampNs: bootTimestampNs(frame.exposedAt),
       exposure,
       bits: raw.bits,
-      crop: mode?.crop ?? [0, 0, sensor.width, sensor.height],
-      frameDurationUs: 1_000_000 / (mode?.fps ?? 10),
+      crop: raw.crop,
+      frameDurationUs: 1_000_000 / raw.fps,
       sensorTemperature: sensor.name === 'imx477' || sensor.name === 'imx708' ? 38 + (seed % 60) / 10 : null,
       seed,
     });

@@ -58,6 +58,8 @@ export function frameExposure(settings: StillSettings): FrameExposure {
 }
 
 export interface MetadataInput {
+  /** The frame's first-row exposure start, CLOCK_BOOTTIME ns (libcamera's SensorTimestamp). */
+  sensorTimestampNs: bigint;
   exposure: FrameExposure;
   bits: number;
   crop: readonly [number, number, number, number];
@@ -72,7 +74,7 @@ export function frameMetadata(input: MetadataInput): Record<string, unknown> {
   const lux = Math.round(((400 * AUTO_EXPOSURE_US) / (exposure.exposureUs * exposure.analogueGain)) * 1000) / 1000;
   const black16 = blackLevel(input.bits) * 2 ** (16 - input.bits);
   const metadata: Record<string, unknown> = {
-    SensorTimestamp: Number(process.hrtime.bigint()),
+    SensorTimestamp: Number(input.sensorTimestampNs),
     ScalerCrop: [...input.crop],
     DigitalGain: 1.0,
     ColourGains: exposure.colourGains,

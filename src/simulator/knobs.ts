@@ -3,32 +3,61 @@ import { type Sensor, SENSORS, sensorNamed } from './sensors.js';
 
 /**
  * The simulator's own settings, from the environment (the camera app's command line stays the real
- * app's). Defaults imitate a Pi Zero 2 W with an HQ camera, the slowest board the node targets, so a
- * node run against the simulator sees the latencies it will see in the field:
- *  - start 1000 ms: libcamera enumerating the sensor, opening and configuring the pipeline takes
- *    about a second on the Zero 2 W's Cortex-A53;
- *  - capture 600 ms: switching to the full-resolution still mode, waiting for its frame (10 fps on
- *    the HQ sensor), the ISP pass and the JPEG encode;
- *  - write 20 MB/s: a good class-10 SD card on the Zero's SDIO bus, so the 24.6 MB DNG takes ~1.2 s.
- * A cold capture then takes ~3 s, as the real app does there.
+ * app's). Timings come from a board (CAMERA_SIM_BOARD), each overridable on its own:
+ *  - start: libcamera enumerating the sensor, opening and configuring the pipeline;
+ *  - reconfigure: stopping the camera, tearing down, configuring other streams and starting again,
+ *    which signal mode does twice per still (to the still mode and back to the viewfinder);
+ *  - processing: the ISP pass of the still, plus the JPEG encode at a rate per megapixel of the
+ *    processed output (single-threaded, and the Zero W has no NEON);
+ *  - write rate: the SD card on the board's bus.
+ * Frame periods come from the sensor's modes, and every stream start drops STARTUP_FRAMES first.
+ * The figures are estimates in line with what is reported for these boards (rpicam-apps#655, picamera2#622), not
+ * measurements. The default board is the Zero 2 W, so a node run against the simulator sees the
+ * latencies it will see in the field. Setting CAMERA_SIM_START_MS alone scales the board's
+ * reconfiguration cost with it (both are camera starts), so `CAMERA_SIM_START_MS=0` is fast.
  */
+export interface Board {
+  startMs: number;
+  reconfigureMs: number;
+  ispMs: number;
+  encodeMegapixelsPerS: number;
+  writeMBps: number;
+}
+
+export const BOARDS: Readonly<Record<string, Board>> = {
+  'zero-w': { startMs: 2500, reconfigureMs: 400, ispMs: 250, encodeMegapixelsPerS: 3, writeMBps: 12 },
+  'zero-2-w': { startMs: 1000, reconfigureMs: 150, ispMs: 100, encodeMegapixelsPerS: 8, writeMBps: 20 },
+  'pi-4': { startMs: 450, reconfigureMs: 60, ispMs: 30, encodeMegapixelsPerS: 40, writeMBps: 40 },
+};
+export const DEFAULT_BOARD = 'zero-2-w';
+
+/**
+ * Frames the IPA marks as startup frames at every camera start, which the app drops:
+ * max(6 for AGC, 3 for AWB) + 1, in the Raspberry Pi IPA.
+ */
+export const STARTUP_FRAMES = 7;
+
 export interface Knobs {
   sensor: Sensor;
+  board: string;
   startMs: number;
-  captureMs: number;
+  reconfigureMs: number;
+  /** The processing of one still in ms for a processed output of `megapixels`. */
+  processMs(megapixels: number): number;
   /** Bytes per millisecond; 0 = as fast as the disk takes it. */
   writeBytesPerMs: number;
+  /** Which libtiff's DNG writing to imitate (CAMERA_SIM_LIBTIFF): Debian bookworm has 4.5, trixie 4.7. */
+  libtiff: LibtiffVersion;
   /** The failure from CAMERA_SIM_FAIL; see `failure()` for what is in force at a given moment. */
   fail: FailMode | null;
   controlPath: string | undefined;
 }
 
+export const LIBTIFF_VERSIONS = ['4.5', '4.7'] as const;
+export type LibtiffVersion = (typeof LIBTIFF_VERSIONS)[number];
+
 export const FAIL_MODES = ['no-camera', 'capture-error', 'hang', 'crash', 'slow-write'] as const;
 export type FailMode = (typeof FAIL_MODES)[number];
-
-export const DEFAULT_START_MS = 1000;
-export const DEFAULT_CAPTURE_MS = 600;
-export const DEFAULT_WRITE_MBPS = 20;
 
 /** A knob with a bad value: reported like any app error. */
 export class KnobError extends Error {
@@ -51,15 +80,33 @@ function failMode(raw: string, source: string): FailMode | null {
   return value as FailMode;
 }
 
+function present(env: NodeJS.ProcessEnv, name: string): boolean {
+  return (env[name]?.trim() ?? '') !== '';
+}
+
 export function readKnobs(env: NodeJS.ProcessEnv): Knobs {
   const sensorName = env['CAMERA_SIM_SENSOR']?.trim() || 'imx477';
   const sensor = sensorNamed(sensorName);
   if (!sensor) throw new KnobError(`CAMERA_SIM_SENSOR: unknown sensor '${sensorName}' (one of ${Object.keys(SENSORS).join(', ')})`);
+  const boardName = env['CAMERA_SIM_BOARD']?.trim() || DEFAULT_BOARD;
+  const board = Object.hasOwn(BOARDS, boardName) ? BOARDS[boardName] : undefined;
+  if (!board) throw new KnobError(`CAMERA_SIM_BOARD: unknown board '${boardName}' (one of ${Object.keys(BOARDS).join(', ')})`);
+  const libtiff = env['CAMERA_SIM_LIBTIFF']?.trim() || '4.5';
+  if (!(LIBTIFF_VERSIONS as readonly string[]).includes(libtiff))
+    throw new KnobError(`CAMERA_SIM_LIBTIFF: unknown version '${libtiff}' (one of ${LIBTIFF_VERSIONS.join(', ')})`);
+  const startMs = number(env, 'CAMERA_SIM_START_MS', board.startMs);
+  const reconfigureMs = present(env, 'CAMERA_SIM_RECONFIGURE_MS')
+    ? number(env, 'CAMERA_SIM_RECONFIGURE_MS', board.reconfigureMs)
+    : (board.reconfigureMs * startMs) / board.startMs;
+  const fixedProcessMs = present(env, 'CAMERA_SIM_CAPTURE_MS') ? number(env, 'CAMERA_SIM_CAPTURE_MS', 0) : null;
   return {
     sensor,
-    startMs: number(env, 'CAMERA_SIM_START_MS', DEFAULT_START_MS),
-    captureMs: number(env, 'CAMERA_SIM_CAPTURE_MS', DEFAULT_CAPTURE_MS),
-    writeBytesPerMs: (number(env, 'CAMERA_SIM_WRITE_MBPS', DEFAULT_WRITE_MBPS) * 1_000_000) / 1000,
+    board: boardName,
+    startMs,
+    reconfigureMs,
+    processMs: (megapixels) => fixedProcessMs ?? board.ispMs + (megapixels / board.encodeMegapixelsPerS) * 1000,
+    writeBytesPerMs: (number(env, 'CAMERA_SIM_WRITE_MBPS', board.writeMBps) * 1_000_000) / 1000,
+    libtiff: libtiff as LibtiffVersion,
     fail: failMode(env['CAMERA_SIM_FAIL'] ?? '', 'CAMERA_SIM_FAIL'),
     controlPath: env['CAMERA_SIM_CONTROL']?.trim() || undefined,
   };

@@ -1,6 +1,7 @@
 /** The camera modules the simulator can pretend to be, with what `--list-cameras` shows for them. */
 
-export type CfaOrder = 'RGGB' | 'GRBG' | 'GBRG' | 'BGGR';
+/** The colour filter order; `MONO` for a sensor without one (no CFA in its DNG). */
+export type CfaOrder = 'RGGB' | 'GRBG' | 'GBRG' | 'BGGR' | 'MONO';
 
 export interface SensorMode {
   width: number;
@@ -92,6 +93,21 @@ export const SENSORS: Readonly<Record<string, Sensor>> = {
       mode(2592, 1944, 10, 15.63, [0, 0, 2592, 1944]),
     ],
   },
+  // The global-shutter mono sensor of Arducam's and Inno-Maker's modules: no colour filter.
+  ov9281: {
+    name: 'ov9281',
+    width: 1280,
+    height: 800,
+    bits: 10,
+    cfa: 'MONO',
+    id: '/base/soc/i2c0mux/i2c@1/ov9281@60',
+    viewfinderFps: 30,
+    modes: [
+      mode(640, 400, 10, 309.89, [0, 0, 1280, 800]),
+      mode(1280, 720, 10, 150.02, [0, 40, 1280, 720]),
+      mode(1280, 800, 10, 144.0, [0, 0, 1280, 800]),
+    ],
+  },
   // Not a real module: a 12-bit sensor small enough for a capture to take milliseconds in tests,
   // yet with a DNG (150 KB) large enough for storage limits in tests to be set in round numbers.
   tiny: {
@@ -101,8 +117,9 @@ export const SENSORS: Readonly<Record<string, Sensor>> = {
     bits: 12,
     cfa: 'RGGB',
     id: '/base/soc/i2c0mux/i2c@1/tiny@1a',
-    viewfinderFps: 100,
-    modes: [mode(320, 240, 12, 100.0, [0, 0, 320, 240])],
+    // A frame a millisecond, so the startup frames every camera start drops cost tests nothing.
+    viewfinderFps: 1000,
+    modes: [mode(320, 240, 12, 1000.0, [0, 0, 320, 240])],
   },
 };
 
@@ -111,7 +128,7 @@ export function sensorNamed(name: string): Sensor | undefined {
 }
 
 /** The pixel format name libcamera gives a mode: `SRGGB12_CSI2P`. */
-const formatName = (sensor: Sensor, bits: number): string => `S${sensor.cfa}${bits}_CSI2P`;
+const formatName = (sensor: Sensor, bits: number): string => (sensor.cfa === 'MONO' ? `R${bits}_CSI2P` : `S${sensor.cfa}${bits}_CSI2P`);
 
 /**
  * The `--list-cameras` text for one camera, in the app's layout: the camera line, then the modes
@@ -141,25 +158,42 @@ export function listCamerasText(sensors: readonly Sensor[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The libcamera pixel format of a raw stream in `mode`: `SRGGB12_CSI2P`, `R10_CSI2P` for mono. */
+export const rawFormat = (sensor: Sensor, bits: number): string => formatName(sensor, bits);
+
+const area = (m: SensorMode): number => m.width * m.height;
+
+/** The smallest of `modes` at least `width` × `height`, else the largest of them. */
+function covering(modes: readonly SensorMode[], width: number, height: number): SensorMode | undefined {
+  const fits = modes.filter((m) => m.width >= width && m.height >= height).sort((a, b) => area(a) - area(b))[0];
+  return fits ?? [...modes].sort((a, b) => area(b) - area(a))[0];
+}
+
 /**
- * The sensor mode a still is captured in: the one `--mode` names, else (an inference from the app's
- * still configuration) the smallest mode covering the requested output size, else the full array.
+ * The sensor mode a still is captured in (and so the DNG's size), as rpicam-still picks it:
+ *  - `--mode W:H:bits` names it: libcamera takes the sensor mode closest to it (the smallest that
+ *    covers it), whatever `--width`/`--height` say about the processed output;
+ *  - without `--mode`, the still configuration asks for the processed size and the pipeline picks
+ *    a raw mode to suit (an inference from rpicam-apps' `ConfigureStill`): the smallest full
+ *    field-of-view mode covering `--width` × `--height`, so a small `--width` shrinks the DNG too;
+ *  - with neither, the full pixel array.
  */
 export function rawModeFor(
   sensor: Sensor,
-  requested: { mode?: { width: number; height: number; bits: number }; width?: number; height?: number },
-): { width: number; height: number; bits: number } {
-  if (requested.mode) {
-    const width = Math.min(requested.mode.width, sensor.width);
-    const height = Math.min(requested.mode.height, sensor.height);
-    return { width, height, bits: Math.min(requested.mode.bits, sensor.bits) };
-  }
-  const full = { width: sensor.width, height: sensor.height, bits: sensor.bits };
+  requested: {
+    mode?: { width: number; height: number; bits: number } | undefined;
+    width?: number | undefined;
+    height?: number | undefined;
+  },
+): SensorMode {
+  const full =
+    sensor.modes.find((m) => m.width === sensor.width && m.height === sensor.height) ?? covering(sensor.modes, sensor.width, sensor.height);
+  if (!full) throw new Error(`sensor ${sensor.name} has no modes`);
+  if (requested.mode) return covering(sensor.modes, requested.mode.width, requested.mode.height) ?? full;
   if (requested.width === undefined && requested.height === undefined) return full;
-  const wantW = requested.width ?? 0;
-  const wantH = requested.height ?? 0;
-  const fits = sensor.modes
-    .filter((m) => m.width >= wantW && m.height >= wantH && m.crop[2] === sensor.width && m.crop[3] === sensor.height)
-    .sort((a, b) => a.width * a.height - b.width * b.height)[0];
-  return fits ? { width: fits.width, height: fits.height, bits: fits.bits } : full;
+  const fullView = sensor.modes.filter((m) => m.crop[2] === sensor.width && m.crop[3] === sensor.height);
+  const fits = fullView
+    .filter((m) => m.width >= (requested.width ?? 0) && m.height >= (requested.height ?? 0))
+    .sort((a, b) => area(a) - area(b))[0];
+  return fits ?? full;
 }

@@ -3,10 +3,11 @@
  * out at a known offset: its entries, the next-IFD link, then the values too long to sit in an entry.
  */
 
-export const TYPE = { BYTE: 1, ASCII: 2, SHORT: 3, LONG: 4, RATIONAL: 5, SRATIONAL: 10 } as const;
+/** IFD (13) is what libtiff gives the SubIFDs and ExifIFD pointer tags: a LONG that names a directory. */
+export const TYPE = { BYTE: 1, ASCII: 2, SHORT: 3, LONG: 4, RATIONAL: 5, SRATIONAL: 10, IFD: 13 } as const;
 type TypeName = keyof typeof TYPE;
 
-const SIZES: Readonly<Record<TypeName, number>> = { BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 8, SRATIONAL: 8 };
+const SIZES: Readonly<Record<TypeName, number>> = { BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 8, SRATIONAL: 8, IFD: 4 };
 
 export interface TiffEntry {
   tag: number;
@@ -51,6 +52,7 @@ function writeValues(buf: Buffer, at: number, entry: TiffEntry): void {
         buf.writeUInt16LE(v, at + i * 2);
         break;
       case 'LONG':
+      case 'IFD':
       case 'RATIONAL':
         buf.writeUInt32LE(v, at + i * 4);
         break;
