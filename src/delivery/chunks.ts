@@ -42,6 +42,8 @@ export interface PublishImageOptions {
   /** Only these chunks (a resend); all when absent. */
   onlyChunks?: readonly number[];
   requestId?: string | null;
+  /** The manifest's transfer id (one per attempt); a fresh one when absent. */
+  transferId?: string;
   /** The file's hash when the caller already knows it (an earlier send of the same file). */
   digest?: FileDigest;
   signal?: AbortSignal;
@@ -105,7 +107,7 @@ export async function publishImage(options: PublishImageOptions): Promise<Manife
       node_id: options.nodeId,
       captured_at: image.capturedAt,
       content_type: DNG_CONTENT_TYPE,
-      transfer_id: randomUUID(),
+      transfer_id: options.transferId ?? randomUUID(),
       request_id: options.requestId ?? null,
       ...(options.onlyChunks ? { resend: wanted } : {}),
     };
