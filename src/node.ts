@@ -172,6 +172,11 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       await queue.idle();
     };
 
+    // Every image owed to a channel, on disk: the transports below draw from it.
+    const outbox = createOutbox({ dir: resolve(config.capture_dir), store, events: bus, logger, maxEntries: config.outbox_max_entries });
+    await outbox.start();
+    stops.push({ name: 'outbox', stop: () => outbox.stop() });
+
     commands = createCommands({
       nodeId: config.node_id,
       version: VERSION,
@@ -188,12 +193,8 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       defaultDeliver: config.deliver,
       deliveryChannels,
       scheduler,
+      owe: (filename, channel, requestId) => outbox.add(filename, channel, requestId),
     });
-
-    // Every image owed to a channel, on disk: the transports below draw from it.
-    const outbox = createOutbox({ dir: resolve(config.capture_dir), store, events: bus, logger, maxEntries: config.outbox_max_entries });
-    await outbox.start();
-    stops.push({ name: 'outbox', stop: () => outbox.stop() });
 
     if (config.upload_url) {
       const upload = createHttpDelivery({

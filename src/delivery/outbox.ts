@@ -236,7 +236,10 @@ export function createOutbox(options: OutboxOptions) {
     }
   }
 
-  /** Puts an image in the outbox for `channel`: hashed here, once. Already owed there: nothing changes. */
+  /**
+   * Puts an image in the outbox for `channel`, hashed here, once; resolves when the entry is on disk
+   * (the capture is answered after it). Already owed there: nothing changes.
+   */
   async function add(filename: string, channel: Channel, requestId: string | null): Promise<void> {
     const info = store.get(filename);
     const existing = entries.get(filename);
@@ -308,12 +311,6 @@ export function createOutbox(options: OutboxOptions) {
     async start(): Promise<void> {
       await load();
       if (entries.size > 0) logger.info({ pending: entries.size }, 'images still owed');
-      events.on(OWNER, 'captured', ({ image, deliver, request_id }) => {
-        if (deliver !== 'mqtt' && deliver !== 'http') return;
-        add(image.filename, deliver, request_id ?? null).catch((err: unknown) =>
-          logger.error({ err, filename: image.filename, channel: deliver }, 'could not queue the delivery'),
-        );
-      });
       const gone =
         (reason: string) =>
         ({ image }: { image: { filename: string } }) => {
