@@ -68,7 +68,10 @@ try {
   let peakKb = idleKb;
   let sampling = false;
   const sampler = setInterval(() => {
-    if (sampling) void rssKb(pid).then((kb) => void (peakKb = Math.max(peakKb, kb)));
+    if (!sampling) return;
+    void rssKb(pid).then((kb) => {
+      peakKb = Math.max(peakKb, kb);
+    });
   }, 10);
   const peakDuring = async (work: () => Promise<void>): Promise<number> => {
     peakKb = await rssKb(pid);

@@ -105,6 +105,8 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
     } catch (err) {
       return outbox.transition(filename, 'mqtt', 'failed', { last_error: toNodeError(err).message });
     }
+    // A re-offer is an attempt that did not deliver (no receipt came): counted with the retries.
+    if (entry.channels.mqtt?.state === 'awaiting_receipt') outbox.countRetry('mqtt', filename, 'no receipt yet; offered again');
     const transferId = randomUUID();
     await outbox.transition(filename, 'mqtt', 'offering', { attempts, transfer_id: transferId });
     const abort = new AbortController();
