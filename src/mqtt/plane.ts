@@ -8,6 +8,7 @@ import { createSchemaRegistry, type SchemaRegistry } from '../schemas.js';
 import { clientIdFor, connectionSettings, displayUrl, reconnectDelay } from './client-options.js';
 import { builtInActions, createCommandHandler, type ActionDefinition, type Reply } from './command-handler.js';
 import { eventMessage, telemetryMessage } from './publishers.js';
+import { sharePublishPayloads } from './shared-payloads.js';
 import { commandTopics, nodeTopics, topicMatches, type NodeTopics } from './topics.js';
 
 export interface MqttPlaneOptions {
@@ -211,6 +212,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     async start() {
       const settings = await connectionSettings(config, options.url, topics.availability, protocolVersion);
       const mqttClient = mqtt.connect(settings.url, settings.options);
+      sharePublishPayloads(mqttClient); // image chunks are not copied once more for the outgoing store
       client = mqttClient;
       mqttClient.on('message', onMessage);
       mqttClient.on('connect', (connack) => {
