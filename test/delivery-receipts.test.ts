@@ -2,6 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startTestCollector } from './helpers/collector.js';
 import { waitFor } from './helpers/delivery.js';
@@ -114,5 +116,40 @@ describe('delivered means a collector has it', () => {
     assert.deepEqual([again['status'], again['delivered']], ['success', true]);
     const after = (await request(client, 'cameras', id, { action: 'status' }))['node_status'] as { delivery: { mqtt: Channel } };
     assert.deepEqual([after.delivery.mqtt.pending, after.delivery.mqtt.delivered], [0, 1]);
+  });
+
+  test('delivery_failures_total counts images given up, the same on MQTT and HTTP', async (t) => {
+    // The upload target refuses (400: given up at once); the image owed on MQTT is deleted before any receipt.
+    const target = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(400).end());
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => target.close(() => resolve())));
+    const node = await startTestNode({
+      upload_url: `http://127.0.0.1:${(target.address() as AddressInfo).port}/upload`,
+      delivery_reoffer_base_s: 3600,
+    });
+    t.after(() => node.stop());
+    const channel = async (name: 'mqtt' | 'http'): Promise<Channel & { retries: number }> =>
+      ((await (await fetch(`${node.httpUrl}/status`)).json()) as { delivery: Record<string, Channel & { retries: number }> }).delivery[
+        name
+      ]!;
+    assert.equal((await fetch(`${node.httpUrl}/capture?deliver=http`, { method: 'POST' })).status, 200);
+    const owed = (await (await fetch(`${node.httpUrl}/capture?deliver=mqtt`, { method: 'POST' })).json()) as {
+      file_info: { filename: string };
+    };
+    await waitFor('the upload given up', async () => ((await channel('http')).failed === 1 ? true : null));
+    await waitFor('the MQTT offer made', async () => ((await channel('mqtt')).awaiting_receipt === 1 ? true : null));
+    assert.equal((await fetch(`${node.httpUrl}/images/${owed.file_info.filename}`, { method: 'DELETE' })).status, 200);
+    await waitFor('the MQTT delivery given up', async () => ((await channel('mqtt')).failed === 1 ? true : null));
+    const [http, mqtt] = [await channel('http'), await channel('mqtt')];
+    const metrics = await (await fetch(`${node.httpUrl}/metrics`)).text();
+    const failures = (name: string) =>
+      Number(new RegExp(`camera_node_delivery_failures_total\\{[^}]*channel="${name}"[^}]*\\} (\\d+)`).exec(metrics)?.[1]);
+    console.log(`given up: http ${http.failed}, mqtt ${mqtt.failed}; metrics http ${failures('http')}, mqtt ${failures('mqtt')}`);
+    assert.deepEqual([http.failed, http.pending, http.retries], [1, 0, 0]);
+    assert.deepEqual([mqtt.failed, mqtt.pending, mqtt.retries], [1, 0, 0]);
+    assert.deepEqual([failures('http'), failures('mqtt')], [1, 1]);
   });
 });
