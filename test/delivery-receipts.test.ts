@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startTestCollector } from './helpers/collector.js';
 import { waitFor } from './helpers/delivery.js';
-import { connectClient, request } from './helpers/mqtt.js';
+import { collect, connectClient, request } from './helpers/mqtt.js';
 import { startTestNode } from './helpers/node.js';
 
 interface Channel {
@@ -151,5 +151,42 @@ describe('delivered means a collector has it', () => {
     assert.deepEqual([http.failed, http.pending, http.retries], [1, 0, 0]);
     assert.deepEqual([mqtt.failed, mqtt.pending, mqtt.retries], [1, 0, 0]);
     assert.deepEqual([failures('http'), failures('mqtt')], [1, 1]);
+  });
+
+  test('an image no receipt covers is offered again with a backoff, as its manifest alone; a collector then pulls it', async (t) => {
+    const node = await startTestNode({ delivery_reoffer_base_s: 1, delivery_reoffer_max_s: 2, chunk_size_kb: 16 });
+    t.after(() => node.stop());
+    const client = await connectClient(node.node.mqttUrl!);
+    t.after(() => client.endAsync());
+    const id = node.config.node_id;
+    const manifests = await collect(client, `cameras/${id}/images/+/manifest`);
+    const chunks = await collect(client, `cameras/${id}/images/+/chunk/+`);
+    const started = Date.now();
+    const captured = await request(client, 'cameras', id, { action: 'capture', deliver: 'mqtt' });
+    const filename = (captured['file_info'] as { filename: string }).filename;
+    const offers = await manifests.waitFor(() => true, 3, 20_000);
+    const first = offers[0]!.json<{ chunks: number }>();
+    await waitFor('the first offer sent whole', () => (chunks.messages.length >= first.chunks ? true : null));
+    const chunksAfterReoffers = chunks.messages.length;
+    console.log(`offers ${offers.length} in ${Date.now() - started} ms, chunks ${chunksAfterReoffers} (the image has ${first.chunks})`);
+    assert.equal(chunksAfterReoffers, first.chunks, 're-offers sent no chunks');
+    assert.ok(Date.now() - started >= 2 * 1000 - 100, 'two re-offers took at least two backoff floors');
+    assert.ok(
+      offers.every((m) => m.json<{ resend?: unknown }>()['resend'] === undefined),
+      'each offer is a plain manifest',
+    );
+
+    const collector = await startTestCollector(node.node.mqttUrl!);
+    t.after(() => collector.stop());
+    await collector.waitForImages(1);
+    assert.equal(collector.images[0]?.filename, filename);
+    const status = await waitFor('the receipt', async () => {
+      const found = (
+        (await request(client, 'cameras', id, { action: 'status' }))['node_status'] as { delivery: { mqtt: Channel & { retries: number } } }
+      ).delivery.mqtt;
+      return found.delivered === 1 ? found : null;
+    });
+    assert.ok(status.retries >= 2, `re-offers counted as retries (${status.retries})`);
+    assert.equal(status.failed, 0);
   });
 });

@@ -41,6 +41,8 @@ export interface PublishImageOptions {
   window: number;
   /** Only these chunks (a resend); all when absent. */
   onlyChunks?: readonly number[];
+  /** The manifest alone (a re-offer): a receiver that lacks the image asks for its chunks. */
+  manifestOnly?: boolean;
   requestId?: string | null;
   /** The manifest's transfer id (one per attempt); a fresh one when absent. */
   transferId?: string;
@@ -112,6 +114,7 @@ export async function publishImage(options: PublishImageOptions): Promise<Manife
       ...(options.onlyChunks ? { resend: wanted } : {}),
     };
     await unlessAborted(client.publishAsync(topics.manifest, JSON.stringify(manifest), { qos: 1, retain: false }), signal);
+    if (options.manifestOnly) return manifest;
 
     const free: Buffer[] = [];
     const inFlight = new Set<Promise<void>>();

@@ -36,7 +36,8 @@ const MAX_COLLECTORS = 1000;
 /**
  * The MQTT channel: offers the images the outbox owes as a manifest and chunks (each chunk once per
  * offer), then waits for a collector's receipt, the only thing that marks an image delivered. An
- * unconfirmed image is offered again with a backoff, and at once when a collector comes online. A
+ * unconfirmed image is offered again (its manifest) with a backoff, and at once when a collector
+ * comes online; a collector asks for the chunks it lacks. A
  * reconnect resends nothing by itself: mqtt.js completes the QoS 1 chunks in flight, collectors ask
  * for what they lack (`send` with chunks). Offers run one at a time: memory stays at one window.
  */
@@ -75,7 +76,7 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
   function publish(
     info: ImageInfo,
     digest: FileDigest,
-    extra: { requestId: string | null; transferId?: string; only?: number[]; signal?: AbortSignal },
+    extra: { requestId: string | null; transferId?: string; only?: number[]; manifestOnly?: boolean; signal?: AbortSignal },
   ): Promise<Manifest> {
     const client = plane.client();
     if (!client?.connected) throw OFFLINE;
@@ -92,6 +93,7 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
       signal: extra.signal ?? stopping.signal,
       ...(extra.transferId ? { transferId: extra.transferId } : {}),
       ...(extra.only ? { onlyChunks: extra.only } : {}),
+      ...(extra.manifestOnly ? { manifestOnly: true } : {}),
     });
   }
 
@@ -105,8 +107,11 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
     } catch (err) {
       return outbox.transition(filename, 'mqtt', 'failed', { last_error: toNodeError(err).message });
     }
-    // A re-offer is an attempt that did not deliver (no receipt came): counted with the retries.
-    if (entry.channels.mqtt?.state === 'awaiting_receipt') outbox.countRetry('mqtt', filename, 'no receipt yet; offered again');
+    // A re-offer (the image went out whole, no receipt came) is the manifest alone: a collector that
+    // lacks the image asks for its chunks, and a consumer that never sends receipts costs a few
+    // hundred bytes per re-offer, not the image again. It counts with the retries.
+    const reoffer = entry.channels.mqtt?.state === 'awaiting_receipt';
+    if (reoffer) outbox.countRetry('mqtt', filename, 'no receipt yet; offered again');
     const transferId = randomUUID();
     await outbox.transition(filename, 'mqtt', 'offering', { attempts, transfer_id: transferId });
     const abort = new AbortController();
@@ -114,14 +119,26 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
     const started = Date.now();
     try {
       const manifest = await serially(() =>
-        publish(info, entry, { requestId: entry.request_id, transferId, signal: AbortSignal.any([stopping.signal, abort.signal]) }),
+        publish(info, entry, {
+          requestId: entry.request_id,
+          transferId,
+          manifestOnly: reoffer,
+          signal: AbortSignal.any([stopping.signal, abort.signal]),
+        }),
       );
       const waitMs = backoffMs({ attempts, baseMs: options.reofferBaseMs, maxMs: options.reofferMaxMs, ...jitter() });
       if (entry.channels.mqtt?.state !== 'offering') return; // a receipt came while the chunks went out
       await outbox.transition(filename, 'mqtt', 'awaiting_receipt', { next_at: Date.now() + waitMs, last_error: null });
       logger.info(
-        { filename, size: manifest.size, chunks: manifest.chunks, attempts, transfer_id: transferId, ms: Date.now() - started },
-        'image offered over MQTT; waiting for a receipt',
+        {
+          filename,
+          size: manifest.size,
+          chunks: reoffer ? 0 : manifest.chunks,
+          attempts,
+          transfer_id: transferId,
+          ms: Date.now() - started,
+        },
+        reoffer ? 'image offered again over MQTT (manifest); waiting for a receipt' : 'image offered over MQTT; waiting for a receipt',
       );
     } catch (err) {
       if (entry.channels.mqtt?.state !== 'offering') return; // delivered (receipt) or given up meanwhile
