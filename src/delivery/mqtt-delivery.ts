@@ -143,11 +143,13 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
     } catch (err) {
       if (entry.channels.mqtt?.state !== 'offering') return; // delivered (receipt) or given up meanwhile
       const error = toNodeError(err);
-      if (stopping.signal.aborted) return outbox.transition(filename, 'mqtt', 'owed', { next_at: Date.now() });
+      // A re-offer cut short stays a re-offer (the image went out whole before): never a full resend.
+      const back = reoffer ? 'awaiting_receipt' : 'owed';
+      if (stopping.signal.aborted) return outbox.transition(filename, 'mqtt', back, { next_at: Date.now() });
       if (error.code === 'not_found') return outbox.transition(filename, 'mqtt', 'failed', { last_error: error.message });
       const waitMs = backoffMs({ attempts, baseMs: BACKOFF_FLOOR_MS, maxMs: options.reofferMaxMs, ...jitter() });
       outbox.countRetry('mqtt', filename, error.message);
-      await outbox.transition(filename, 'mqtt', 'owed', { next_at: Date.now() + waitMs, last_error: error.message });
+      await outbox.transition(filename, 'mqtt', back, { next_at: Date.now() + waitMs, last_error: error.message });
       logger.warn({ filename, code: error.code, err: error.message, retry_in_ms: waitMs }, 'image not offered over MQTT; retried later');
     } finally {
       if (current?.abort === abort) current = null;
