@@ -90,6 +90,7 @@ test('node killed (kill -9) while 5 images are owed: after the restart all 5 are
     owed_at_kill: before.pending,
     owed_after_restart: afterRestart.pending,
     received: counts.size,
+    lost: owed.filter((name) => !counts.has(name)).length,
     received_twice: twice,
     corrupt,
     delivered: delivered.delivered,
@@ -206,6 +207,7 @@ test('10 forced reconnects during transfers: each chunk sent at most once per of
     qos1_redeliveries: packets - [...nodeSends.values()].reduce((sum, ids) => sum + ids.size, 0),
     chunks_over_once_per_offer: overSent,
     received: counts.size,
+    lost: filenames.filter((name) => !counts.has(name)).length,
     received_twice: twice,
     corrupt,
     delivered: status.delivered,
@@ -256,6 +258,7 @@ test('Mosquitto restarted mid-transfer: every image delivered exactly once', {
   const figures = {
     images: filenames.length,
     received: counts.size,
+    lost: filenames.filter((name) => !counts.has(name)).length,
     received_twice: twice,
     corrupt,
     delivered: status.delivered,
