@@ -39,6 +39,7 @@ export function createHttpDelivery(options: HttpDeliveryOptions) {
   let stopped = false;
   /** Set from the last failure's backoff or Retry-After; one success clears it. */
   let targetPausedUntil = 0;
+  const jitter = options.random ? { random: options.random } : {};
   const host = ((): string => {
     try {
       return new URL(options.url).host;
@@ -87,15 +88,13 @@ export function createHttpDelivery(options: HttpDeliveryOptions) {
   async function retryLater(entry: OutboxEntry, attempts: number, reason: string, retryAfterS: number | null): Promise<void> {
     if (options.maxAttempts > 0 && attempts >= options.maxAttempts)
       return giveUp(entry, attempts, `${reason} (after ${attempts} attempts)`);
-    const waitMs = backoffMs({ attempts, baseMs: options.retryBaseMs, maxMs: options.retryMaxMs, retryAfterS, ...rnd() });
+    const waitMs = backoffMs({ attempts, baseMs: options.retryBaseMs, maxMs: options.retryMaxMs, retryAfterS, ...jitter });
     // The target is down or asked us to wait: every queued image waits, not only this one.
     targetPausedUntil = Math.max(targetPausedUntil, Date.now() + waitMs);
     outbox.countRetry('http', entry.filename, reason);
     await outbox.transition(entry.filename, 'http', 'owed', { next_at: Date.now() + waitMs, last_error: reason });
     logger.warn({ filename: entry.filename, host, attempts, retry_in_ms: waitMs, reason }, 'upload failed; will retry');
   }
-
-  const rnd = () => (options.random ? { random: options.random } : {});
 
   async function giveUp(entry: OutboxEntry, attempts: number, reason: string): Promise<void> {
     logger.error({ filename: entry.filename, host, attempts, reason }, 'upload given up');

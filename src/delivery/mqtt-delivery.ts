@@ -52,6 +52,7 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
   let unsubscribe: (() => void) | null = null;
   /** The offer being published now, so a receipt for it stops the chunks that are no longer needed. */
   let current: { filename: string; abort: AbortController } | null = null;
+  const jitter = options.random ? { random: options.random } : {};
 
   // Keyed by name, size and mtime: a later image under a freed name is never taken for an earlier one.
   const digests = new Map<string, FileDigest>();
@@ -126,7 +127,7 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
           signal: AbortSignal.any([stopping.signal, abort.signal]),
         }),
       );
-      const waitMs = backoffMs({ attempts, baseMs: options.reofferBaseMs, maxMs: options.reofferMaxMs, ...jitter() });
+      const waitMs = backoffMs({ attempts, baseMs: options.reofferBaseMs, maxMs: options.reofferMaxMs, ...jitter });
       if (entry.channels.mqtt?.state !== 'offering') return; // a receipt came while the chunks went out
       await outbox.transition(filename, 'mqtt', 'awaiting_receipt', { next_at: Date.now() + waitMs, last_error: null });
       logger.info(
@@ -147,7 +148,7 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
       const back = reoffer ? 'awaiting_receipt' : 'owed';
       if (stopping.signal.aborted) return outbox.transition(filename, 'mqtt', back, { next_at: Date.now() });
       if (error.code === 'not_found') return outbox.transition(filename, 'mqtt', 'failed', { last_error: error.message });
-      const waitMs = backoffMs({ attempts, baseMs: BACKOFF_FLOOR_MS, maxMs: options.reofferMaxMs, ...jitter() });
+      const waitMs = backoffMs({ attempts, baseMs: BACKOFF_FLOOR_MS, maxMs: options.reofferMaxMs, ...jitter });
       outbox.countRetry('mqtt', filename, error.message);
       await outbox.transition(filename, 'mqtt', back, { next_at: Date.now() + waitMs, last_error: error.message });
       logger.warn({ filename, code: error.code, err: error.message, retry_in_ms: waitMs }, 'image not offered over MQTT; retried later');
@@ -155,8 +156,6 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
       if (current?.abort === abort) current = null;
     }
   }
-
-  const jitter = () => (options.random ? { random: options.random } : {});
 
   async function run(): Promise<void> {
     while (!stopping.signal.aborted) {
