@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { startTestCollector } from '../test/helpers/collector.js';
+import { startTestCollector } from '../test/helpers/receipt-collector.js';
 import { spawnDaemon } from '../test/helpers/daemon.js';
 import { mosquittoMissing, startMosquitto } from '../test/helpers/mosquitto.js';
 import { printTable, summarize } from './stats.js';

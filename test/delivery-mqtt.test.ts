@@ -11,7 +11,7 @@ import { createSchemaRegistry } from '../src/schemas.js';
 import { collect, connectClient, request } from './helpers/mqtt.js';
 import { mosquittoMissing, startMosquitto } from './helpers/mosquitto.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
-import { startTestCollector } from './helpers/collector.js';
+import { startTestCollector } from './helpers/receipt-collector.js';
 import { startAedes, waitFor } from './helpers/delivery.js';
 
 const missing = mosquittoMissing();

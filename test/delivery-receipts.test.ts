@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { startTestCollector } from './helpers/collector.js';
+import { startTestCollector } from './helpers/receipt-collector.js';
 import { waitFor } from './helpers/delivery.js';
 import { collect, connectClient, request } from './helpers/mqtt.js';
 import { startTestNode } from './helpers/node.js';

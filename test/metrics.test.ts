@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONTENT_TYPE, Counter, gauge, Histogram, render } from '../src/metrics/text.js';
 import { VERSION } from '../src/node.js';
-import { startTestCollector } from './helpers/collector.js';
+import { startTestCollector } from './helpers/receipt-collector.js';
 import { startTestNode } from './helpers/node.js';
 
 interface Series {

@@ -4,7 +4,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IPublishPacket } from 'mqtt';
 import { clientIdFor } from '../../src/mqtt/client-options.js';
-import { startTestCollector, type TestCollector } from '../helpers/collector.js';
+import { startTestCollector, type TestCollector } from '../helpers/receipt-collector.js';
 import { spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import { startAedes, tempDir } from '../helpers/delivery.js';
 import { recordFigures } from '../helpers/faults-figures.js';
