@@ -48,6 +48,8 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
   const waiter = createWaiter();
   const collectors = new Map<string, string>();
   let chain: Promise<unknown> = Promise.resolve();
+  /** Chunk buffers reused from one transfer to the next (they run one at a time). */
+  const pool: Buffer[] = [];
   let loop: Promise<void> | null = null;
   let unsubscribe: (() => void) | null = null;
   /** The offer being published now, so a receipt for it stops the chunks that are no longer needed. */
@@ -92,6 +94,7 @@ export function createMqttDelivery(options: MqttDeliveryOptions) {
       requestId: extra.requestId,
       digest,
       signal: extra.signal ?? stopping.signal,
+      pool,
       ...(extra.transferId ? { transferId: extra.transferId } : {}),
       ...(extra.only ? { onlyChunks: extra.only } : {}),
       ...(extra.manifestOnly ? { manifestOnly: true } : {}),
