@@ -15,8 +15,7 @@ import { EventBus } from './events.js';
 import { createHttpServer } from './http/server.js';
 import { createNodeLogger } from './logs/logger.js';
 import type { LogTarget, NodeLogger } from './logs/types.js';
-import type { DeliveryStatus } from './delivery/mqtt-delivery.js';
-import type { OutboxStatus } from './delivery/outbox.js';
+import { createOutbox, type ChannelStatus, type Outbox } from './delivery/outbox.js';
 import { JOURNAL_FILE } from './mqtt/journal.js';
 import type { MqttPlane } from './mqtt/plane.js';
 import { createMetrics } from './metrics/metrics.js';
@@ -79,7 +78,8 @@ interface Core {
   commands: Commands;
   parts: PartRegistry;
   deliveryChannels: Set<DeliveryChannel>;
-  deliveryStatus: Map<DeliveryChannel, () => DeliveryStatus | OutboxStatus>;
+  deliveryStatus: Map<DeliveryChannel, () => ChannelStatus>;
+  outbox: Outbox;
 }
 
 /**
@@ -187,6 +187,12 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       await queue.idle();
     };
 
+    // Every image owed to a channel, on disk: the transports draw from it.
+    const outbox = await parts.start(
+      'outbox',
+      createOutbox({ dir: resolve(config.capture_dir), store, events: bus, logger, maxEntries: config.outbox_max_entries }),
+    );
+
     const nodeCommands = createCommands({
       nodeId: config.node_id,
       version: VERSION,
@@ -203,6 +209,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       defaultDeliver: config.deliver,
       deliveryChannels,
       scheduler,
+      owe: (filename, channel, requestId) => outbox.add(filename, channel, requestId),
     });
     commands = nodeCommands;
     const core: Core = {
@@ -217,6 +224,7 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       parts,
       deliveryChannels,
       deliveryStatus,
+      outbox,
     };
 
     if (config.upload_url) await startUploader(core, config.upload_url);
@@ -346,13 +354,12 @@ async function createCameraPart(config: Config, options: NodeOptions, logger: Lo
 /** HTTP delivery to UPLOAD_URL, through its durable outbox. */
 async function startUploader(core: Core, url: string): Promise<void> {
   const { config } = core;
-  const { createUploadOutbox } = await import('./delivery/outbox.js');
-  const outbox = await core.parts.start(
-    'upload outbox',
-    createUploadOutbox({
-      dir: resolve(config.capture_dir),
+  const { createHttpDelivery } = await import('./delivery/http-delivery.js');
+  const upload = await core.parts.start(
+    'upload',
+    createHttpDelivery({
+      outbox: core.outbox,
       store: core.store,
-      events: core.bus,
       logger: core.logger,
       nodeId: config.node_id,
       url,
@@ -365,7 +372,7 @@ async function startUploader(core: Core, url: string): Promise<void> {
     }),
   );
   core.deliveryChannels.add('http');
-  core.deliveryStatus.set('http', () => outbox.status());
+  core.deliveryStatus.set('http', () => upload.status());
 }
 
 /** The MQTT plane, its image delivery and Home Assistant; the embedded broker when no MQTT_URL is set. */
@@ -406,14 +413,16 @@ async function startMqtt(core: Core, httpPort: number): Promise<{ url: string; p
   });
   const delivery = createMqttDelivery({
     plane,
+    outbox: core.outbox,
     store: core.store,
-    events: core.bus,
     schemas,
     logger,
     nodeId: config.node_id,
     prefix: config.mqtt_topic_prefix,
     chunkSizeBytes: config.chunk_size_kb * 1024,
     window: config.delivery_window,
+    reofferBaseMs: config.delivery_reoffer_base_s * 1000,
+    reofferMaxMs: config.delivery_reoffer_max_s * 1000,
   });
   // Its actions are registered on the plane before the plane subscribes.
   delivery.start();

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import type { DeliveryChannel } from './commands/types.js';
-import type { DeliveryStatus } from './delivery/mqtt-delivery.js';
-import type { OutboxStatus } from './delivery/outbox.js';
+import type { ChannelStatus } from './delivery/outbox.js';
 import type { MqttPlaneStatus } from './mqtt/plane.js';
 import type { ClockHealth } from './schedule/clock-health.js';
 import type { TimelapseStatus } from './schedule/timelapse.js';
@@ -12,7 +11,7 @@ import type { TimelapseStatus } from './schedule/timelapse.js';
  */
 export interface PartsStatus {
   clock?: ClockHealth;
-  delivery?: Partial<Record<DeliveryChannel, DeliveryStatus | OutboxStatus>>;
+  delivery?: Partial<Record<DeliveryChannel, ChannelStatus>>;
   schedule?: { pending: number; timelapse: TimelapseStatus | null };
   mqtt?: MqttPlaneStatus;
 }

@@ -79,6 +79,27 @@ describe('publishImage', () => {
     assert.ok(Buffer.concat(chunks.map((m) => m.payload)).equals(file.bytes), 'the chunks are the file');
   });
 
+  test('a pool lends its buffers to the next transfer: at most window of them, none allocated again', async () => {
+    const pool: Buffer[] = [];
+    const seen = await collect(watcher, 'cameras/pooled/images/#');
+    await publishImage(options('pooled', { pool }));
+    assert.equal(pool.length, 2, 'the window of buffers is kept');
+    const lent = new Set(pool);
+    await publishImage(options('pooled', { pool }));
+    assert.equal(pool.length, 2);
+    assert.ok(
+      pool.every((buffer) => lent.has(buffer)),
+      'the same buffers came back',
+    );
+    // 4 chunks and a manifest per transfer, and every chunk arrived with its own bytes.
+    const chunks = await seen.waitFor((m) => m.topic.includes('/chunk/'), 8);
+    for (const chunk of chunks.slice(4)) {
+      const index = Number(chunk.topic.split('/').at(-1));
+      assert.ok(chunk.payload.equals(file.bytes.subarray(index * 32 * KB, (index + 1) * 32 * KB)), `chunk ${index}`);
+    }
+    await seen.close();
+  });
+
   test('a resend publishes only the chunks asked for, and says so in the manifest', async () => {
     const seen = await collect(watcher, 'cameras/resend/images/#');
     const manifest = await publishImage(options('resend', { onlyChunks: [3, 1, 1] }));

@@ -41,7 +41,17 @@ export interface PublishImageOptions {
   window: number;
   /** Only these chunks (a resend); all when absent. */
   onlyChunks?: readonly number[];
+  /** The manifest alone (a re-offer): a receiver that lacks the image asks for its chunks. */
+  manifestOnly?: boolean;
+  /**
+   * Chunk buffers kept from earlier transfers of a sender that publishes one image at a time: taken
+   * here and given back once acknowledged, so repeated transfers allocate nothing. A buffer goes
+   * back only after its PUBACK, so reusing it never changes a chunk still waiting for one.
+   */
+  pool?: Buffer[];
   requestId?: string | null;
+  /** The manifest's transfer id (one per attempt); a fresh one when absent. */
+  transferId?: string;
   /** The file's hash when the caller already knows it (an earlier send of the same file). */
   digest?: FileDigest;
   signal?: AbortSignal;
@@ -105,13 +115,14 @@ export async function publishImage(options: PublishImageOptions): Promise<Manife
       node_id: options.nodeId,
       captured_at: image.capturedAt,
       content_type: DNG_CONTENT_TYPE,
-      transfer_id: randomUUID(),
+      transfer_id: options.transferId ?? randomUUID(),
       request_id: options.requestId ?? null,
       ...(options.onlyChunks ? { resend: wanted } : {}),
     };
     await unlessAborted(client.publishAsync(topics.manifest, JSON.stringify(manifest), { qos: 1, retain: false }), signal);
+    if (options.manifestOnly) return manifest;
 
-    const free: Buffer[] = [];
+    const free = options.pool ?? [];
     const inFlight = new Set<Promise<void>>();
     let sent = 0;
     let failure: unknown = null;
@@ -120,14 +131,16 @@ export async function publishImage(options: PublishImageOptions): Promise<Manife
       if (failure) break;
       signal?.throwIfAborted();
       const length = Math.min(chunkSize, size - index * chunkSize);
-      const buffer = free.pop() ?? Buffer.allocUnsafe(chunkSize);
+      // A buffer left from a smaller chunk size (another broker limit) is not reused.
+      const pooled = free.pop();
+      const buffer = pooled && pooled.length >= chunkSize ? pooled : Buffer.allocUnsafe(chunkSize);
       const { bytesRead } = await handle.read(buffer, 0, length, index * chunkSize);
       if (bytesRead !== length) throw new NodeError('delivery_failed', `${image.filename} changed while it was being sent`);
       // A subarray shares the pooled memory: no copy, and the buffer returns to the pool on PUBACK.
       const publish: Promise<void> = client
         .publishAsync(topics.chunk(index), buffer.subarray(0, length), { qos: 1, retain: false })
         .then(() => {
-          free.push(buffer);
+          if (free.length < window) free.push(buffer);
           sent += 1;
           options.onProgress?.(sent, wanted.length);
         })

@@ -128,6 +128,16 @@ export const SENSORS: readonly SensorSpec[] = [
     diagnostic: false,
     stateClass: 'measurement',
   },
+  {
+    // Delivered means a collector's receipt (or a 2xx upload): sent images nobody confirmed count here.
+    objectId: 'delivery_pending',
+    name: 'Images awaiting delivery',
+    path: 'delivery_pending',
+    unit: 'images',
+    icon: 'mdi:cloud-upload-outline',
+    diagnostic: false,
+    stateClass: 'measurement',
+  },
   { objectId: 'uptime', name: 'Uptime', path: 'uptime', unit: 's', deviceClass: 'duration', diagnostic: true },
 ];
 

@@ -18,7 +18,8 @@ import {
 import { CommandJournal } from './journal.js';
 import { createCommandLimits } from './limits.js';
 import { eventMessage, telemetryMessage } from './publishers.js';
-import { commandTopics, nodeTopics, type NodeTopics } from './topics.js';
+import { sharePublishPayloads } from './shared-payloads.js';
+import { commandTopics, nodeTopics, topicMatches, type NodeTopics } from './topics.js';
 
 export interface MqttPlaneOptions {
   config: Config;
@@ -74,6 +75,8 @@ export interface MqttPlane {
   brokerMaxPacketSize(): number | null;
   registerAction(name: string, action: ActionDefinition): void;
   onConnect(hook: () => void | Promise<void>): void;
+  /** Subscribes (QoS 1) to `filter` on every connect and hands its messages to `handler`. */
+  subscribe(filter: string, handler: (topic: string, payload: Buffer, packet: IPublishPacket) => void): void;
 }
 
 const OWNER = 'mqtt';
@@ -120,6 +123,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   let journal: CommandJournal<Reply> | null = null;
   let handler: CommandHandler | null = null;
   const connectHooks: Array<() => void | Promise<void>> = [];
+  const extraSubscriptions = new Map<string, (topic: string, payload: Buffer, packet: IPublishPacket) => void>();
   const state = { connected: false, connects: 0, failures: 0, lastError: null as string | null, maxPacketSize: null as number | null };
   let client: MqttClient | null = null;
   let telemetryTimer: NodeJS.Timeout | null = null;
@@ -173,6 +177,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   }
 
   function onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    for (const [filter, extra] of extraSubscriptions) if (topicMatches(filter, topic)) extra(topic, payload, packet);
     if (!subscriptions.includes(topic) || !handler) return;
     const responseTopic = packet.properties?.responseTopic;
     void handler
@@ -192,7 +197,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     }
     logger.info({ broker: displayUrl(options.url), connects: state.connects }, 'connected to the MQTT broker');
     try {
-      await client?.subscribeAsync(subscriptions, { qos: 1 });
+      await client?.subscribeAsync([...subscriptions, ...extraSubscriptions.keys()], { qos: 1 });
     } catch (err) {
       logger.error({ err }, 'subscribing to the command topics failed');
     }
@@ -217,6 +222,11 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     },
     onConnect(hook) {
       connectHooks.push(hook);
+    },
+    subscribe(filter, handler) {
+      extraSubscriptions.set(filter, handler);
+      if (state.connected)
+        void client?.subscribeAsync(filter, { qos: 1 }).catch((err: unknown) => logger.warn({ err, filter }, 'subscribe failed'));
     },
     status: () => ({
       connected: state.connected,
@@ -255,6 +265,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
       });
       const settings = await connectionSettings(config, options.url, topics.availability, protocolVersion);
       const mqttClient = mqtt.connect(settings.url, settings.options);
+      sharePublishPayloads(mqttClient); // image chunks are not copied once more for the outgoing store
       client = mqttClient;
       mqttClient.on('message', onMessage);
       mqttClient.on('connect', (connack) => {

@@ -16,8 +16,20 @@ export function telemetryMessage(status: NodeStatus, extras: Record<string, unkn
     image_count: status.storage.image_count,
     camera_connected: status.camera.connected,
     captures: status.captures,
+    delivery_pending: deliveryPending(status['delivery']),
     ...extras,
   };
+}
+
+/** Images owed to any delivery channel and not delivered yet (on MQTT: no collector's receipt yet). */
+function deliveryPending(block: unknown): number {
+  if (typeof block !== 'object' || block === null) return 0;
+  let pending = 0;
+  for (const channel of Object.values(block)) {
+    const value = (channel as { pending?: unknown } | null)?.pending;
+    if (typeof value === 'number' && Number.isFinite(value)) pending += value;
+  }
+  return pending;
 }
 
 const imageFields = (image: ImageInfo) => ({ filename: image.filename, size: image.size, created: image.created });
