@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
+import { createSchemaRegistry } from '../src/schemas.js';
 import { DEFAULT_THERMAL_ZONE, readMemory, readThermalZone, readWireless, temperatureProbe } from '../src/telemetry/probes.js';
 import { createTelemetry } from '../src/telemetry/sampler.js';
+import { collect, connectClient } from './helpers/mqtt.js';
+import { startTestNode } from './helpers/node.js';
 import type { MemoryReading, Telemetry, TelemetryOptions } from '../src/telemetry/types.js';
 
 const root = await mkdtemp(join(tmpdir(), 'camera-node-telemetry-'));
@@ -138,6 +141,8 @@ test('a hung probe never blocks a snapshot and samples never overlap', async (t)
           hang ? new Promise<MemoryReading>((resolve) => memoryCalls.push(resolve)) : Promise.resolve({ totalBytes: 1000, availableBytes }),
         disk: async () => ({ totalBytes: 100, freeBytes: 40, usedPercent: 60 }),
         temperature: async () => 40,
+        // Every probe is fake here: a real file read would finish on its own clock, not the mocked one.
+        wireless: async () => null,
       },
     },
     recordingLogger().logger,
@@ -265,4 +270,20 @@ test('without a thermal zone the temperature comes from the first hardware monit
   await writeFile(join(hwmon, 'hwmon1', 'temp1_input'), '51250\n');
   assert.equal(await temperatureProbe(undefined, hwmon)(), 51.3);
   assert.equal(await temperatureProbe(undefined, join(root, 'no-hwmon'))(), null);
+});
+
+test('a node publishes its Wi-Fi link in the retained telemetry, valid against the schema', async (t) => {
+  const file = join(root, 'node-wireless');
+  await writeFile(file, PI_WIRELESS);
+  const node = await startTestNode({}, { wirelessPath: file });
+  t.after(() => node.stop());
+  const client = await connectClient(node.node.mqttUrl ?? '');
+  t.after(() => client.endAsync());
+  const telemetry = await collect(client, `cameras/${node.config.node_id}/telemetry`);
+  const [message] = await telemetry.waitFor();
+  await telemetry.close();
+  const body = message?.json() ?? {};
+  assert.deepEqual(body['wifi'], { interface: 'wlan0', link_quality: 49, link_quality_percent: 70, signal_dbm: -61, noise_dbm: null });
+  const valid = createSchemaRegistry().validator('telemetry.schema.json');
+  assert.ok(valid(body), JSON.stringify(valid.errors));
 });

@@ -47,6 +47,7 @@ export async function startTestNode(overrides: Partial<Config> = {}, options: No
   const node = createNode(config, {
     cameraEnv: { ...FAST_CAMERA, ...options.cameraEnv },
     ...(options.thermalZonePath ? { thermalZonePath: options.thermalZonePath } : {}),
+    ...(options.wirelessPath ? { wirelessPath: options.wirelessPath } : {}),
   });
   await node.start();
   return {
