@@ -118,6 +118,7 @@ test('the status carries each part’s block, typed by the part registry', async
     'telemetry',
     'clock',
     'camera',
+    'outbox',
     'metrics',
     'http',
     'embedded broker',
