@@ -68,7 +68,8 @@ export function createCommandHandler(options: CommandHandlerOptions) {
     const definition = options.actions.get(action);
     if (!definition)
       throw new NodeError('bad_request', `unknown action '${action}' (expected one of ${[...options.actions.keys()].join(', ')})`);
-    const { id: _id, action: _action, ...params } = command;
+    // The envelope a controller adds (reply route, freshness) is not an action parameter.
+    const { id: _id, action: _action, sent_at: _sentAt, reply_to: _replyTo, expires_at: _expiresAt, ...params } = command;
     if (!definition.validate(params))
       throw new NodeError('bad_request', `invalid ${action} command: ${describeSchemaError(definition.validate.errors)}`);
     const result = await definition.run(params, context);
