@@ -31,7 +31,8 @@ function manual(client: MqttClient, nodeId: string, bytes: Buffer, chunkSize: nu
   return {
     chunks,
     manifest: () => client.publishAsync(`${base}/manifest`, JSON.stringify(manifest), { qos: 1 }),
-    chunk: (index: number) => client.publishAsync(`${base}/chunk/${index}`, bytes.subarray(index * chunkSize, (index + 1) * chunkSize), { qos: 1 }),
+    chunk: (index: number) =>
+      client.publishAsync(`${base}/chunk/${index}`, bytes.subarray(index * chunkSize, (index + 1) * chunkSize), { qos: 1 }),
   };
 }
 
@@ -97,11 +98,17 @@ describe('receiver durability', () => {
     for (let i = 0; i < send.chunks; i += 1) await send.chunk(i);
     const image = await r.next();
     assert.equal(image.path, join(r.outDir, 'shot-1', 'sync', NAME), 'a shot has its own folder');
-    const part = join(r.outDir, '.partial', 'sync', `${NAME}.part`);
+    const part = join(r.outDir, '.partial', 'shelf', 'sync', `${NAME}.part`);
     const finalDir = join(r.outDir, 'shot-1', 'sync');
     const tail = calls.slice(calls.indexOf(`sync ${part}`));
     console.log(`file system calls after the last chunk: ${tail.join('; ')}`);
-    assert.deepEqual(tail.slice(0, 5), [`sync ${part}`, `close ${part}`, `rename ${part} ${image.path}`, `sync ${finalDir}`, `close ${finalDir}`]);
+    assert.deepEqual(tail.slice(0, 5), [
+      `sync ${part}`,
+      `close ${part}`,
+      `rename ${part} ${image.path}`,
+      `sync ${finalDir}`,
+      `close ${finalDir}`,
+    ]);
     await waitFor('the receipt', () => (asks.commands.some((c) => c['action'] === 'receipt') ? true : null));
     receipts.push(...asks.commands.filter((c) => c['action'] === 'receipt'));
     assert.equal(receipts.length, 1);
@@ -122,24 +129,28 @@ describe('receiver durability', () => {
     const { path, bytes } = await randomFile(dir, 'b.bin', 320 * KB);
     const outDir = await tempDir('durable-resume');
     t.after(() => rm(outDir, { recursive: true, force: true }));
-    const first = await startReceiver(controller, { outDir, missingTimeoutMs: 60_000, checkpointMs: 50 });
+    const first = await startReceiver(controller, { outDir, missingTimeoutMs: 60_000, checkpointMs: 50, persistent: true });
     const send = manual(node, 'resume', bytes, 32 * KB);
     await send.manifest();
     for (const index of [0, 1, 2, 5, 6]) await send.chunk(index);
     await waitFor('five chunks in', () => (first.receiver.inProgress()[0]?.received === 5 ? true : null));
     await first.receiver.stop();
     const listed = await readdir(outDir, { recursive: true });
-    assert.deepEqual(listed.filter((f) => !f.startsWith('.partial')), [], 'nothing shown but the hidden partial folder');
+    assert.deepEqual(
+      listed.filter((f) => !f.startsWith('.partial')),
+      [],
+      'nothing shown but the hidden partial folder',
+    );
     const asks = await answerSends(node, { nodeId: 'resume', path, filename: NAME, chunkSizeBytes: 32 * KB });
     t.after(() => asks.close());
-    const second = await startReceiver(controller, { outDir, missingTimeoutMs: 100 });
+    const second = await startReceiver(controller, { outDir, missingTimeoutMs: 100, persistent: true });
     t.after(() => second.receiver.stop());
     const image = await second.next();
     assert.ok((await readFile(image.path)).equals(bytes));
     const asked = asks.commands.map((c) => c['chunks']);
     console.log(`chunks asked for after the restart: ${JSON.stringify(asked)}`);
     assert.deepEqual(asked[0], [3, 4, 7, 8, 9], 'only the chunks the first receiver had not saved');
-    assert.deepEqual(await readdir(join(outDir, '.partial', 'resume')), [], 'the partial files are gone');
+    assert.deepEqual(await readdir(join(outDir, '.partial', 'receiver', 'resume')), [], 'the partial files are gone');
   });
 
   test('beyond maxTransfers an image waits its turn and is asked for when a slot frees', async (t) => {

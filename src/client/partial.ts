@@ -8,9 +8,11 @@ export type ReceiverFs = Pick<typeof fsPromises, 'open' | 'rename' | 'rm' | 'mkd
 export const defaultFs: ReceiverFs = fsPromises;
 
 /**
- * Partial images live under `<outDir>/.partial/<node>/`: `<filename>.part` holds the chunks at their
- * offsets, `<filename>.json` the manifest and which chunks are known to be on disk. Hidden, and
- * outside the folders images are shown in, so a partial file is never listed as an image.
+ * Partial images live under `<outDir>/.partial/<receiver>/<node>/`: `<filename>.part` holds the
+ * chunks at their offsets, `<filename>.json` the manifest and which chunks are known to be on disk.
+ * Hidden, and outside the folders images are shown in, so a partial file is never listed as an image;
+ * one folder per receiver name, so two receivers on one outDir (the collector service and a
+ * `camera-node capture --out`) never write the same part file.
  */
 export const PARTIAL_DIR = '.partial';
 
@@ -19,8 +21,8 @@ export interface PartialPaths {
   state: string;
 }
 
-export function partialPaths(outDir: string, nodeId: string, filename: string): PartialPaths {
-  const dir = join(outDir, PARTIAL_DIR, nodeId);
+export function partialPaths(outDir: string, owner: string, nodeId: string, filename: string): PartialPaths {
+  const dir = join(outDir, PARTIAL_DIR, owner, nodeId);
   return { part: join(dir, `${filename}.part`), state: join(dir, `${filename}.json`) };
 }
 
@@ -60,8 +62,12 @@ export async function writeFileDurably(fs: ReceiverFs, path: string, data: strin
 }
 
 /** Every partial image left by an earlier run (a kill -9, a power cut), with its state file's path. */
-export async function findPartials(fs: ReceiverFs, outDir: string): Promise<Array<{ nodeId: string; filename: string; state: string }>> {
-  const root = join(outDir, PARTIAL_DIR);
+export async function findPartials(
+  fs: ReceiverFs,
+  outDir: string,
+  owner: string,
+): Promise<Array<{ nodeId: string; filename: string; state: string }>> {
+  const root = join(outDir, PARTIAL_DIR, owner);
   const found: Array<{ nodeId: string; filename: string; state: string }> = [];
   const nodes = await fs.readdir(root).catch(() => [] as string[]);
   for (const nodeId of nodes) {

@@ -57,7 +57,10 @@ export interface ReceiverOptions {
   maxEarlyBytes?: number;
   /** Images received at once (default 32); see `onManifest` for what happens to the others. */
   maxTransfers?: number;
-  /** Keep the subscriptions at stop: a persistent session then holds what is published meanwhile. */
+  /**
+   * A long-lived receiver with a persistent session: its subscriptions and its partial images are
+   * kept at stop, for the next start to resume. Otherwise both are removed.
+   */
   persistent?: boolean;
   /** How often a transfer's progress is made durable, for a restart to resume from (default 1 s). */
   checkpointMs?: number;
@@ -139,6 +142,7 @@ export function createReceiver(options: ReceiverOptions) {
   const maxEarlyBytes = options.maxEarlyBytes ?? 8 * 1024 * 1024;
   const maxTransfers = Math.max(1, options.maxTransfers ?? 32);
   const checkpointMs = options.checkpointMs ?? 1000;
+  const owner = options.requester ?? 'receiver';
   const validManifest = createSchemaRegistry().validator<Manifest>('manifest.schema.json');
   const transfers = new Map<string, Transfer>();
   /** Chunks that came before their manifest, per image, until it arrives. */
@@ -368,7 +372,7 @@ export function createReceiver(options: ReceiverOptions) {
     requestId: string | null,
     map?: ChunkMap,
   ): Promise<Transfer> {
-    const paths = partialPaths(options.outDir, nodeId, manifest.filename);
+    const paths = partialPaths(options.outDir, owner, nodeId, manifest.filename);
     await fs.mkdir(dirname(paths.part), { recursive: true });
     const handle = await fs.open(paths.part, map ? 'r+' : 'w+');
     const transfer: Transfer = {
@@ -496,9 +500,9 @@ export function createReceiver(options: ReceiverOptions) {
 
   /** Picks up the partial images an earlier run left; their missing chunks are asked for after the usual pause. */
   async function resume(): Promise<void> {
-    for (const { nodeId, filename, state } of await findPartials(fs, options.outDir)) {
+    for (const { nodeId, filename, state } of await findPartials(fs, options.outDir, owner)) {
       const key = `${nodeId}/${filename}`;
-      const paths = partialPaths(options.outDir, nodeId, filename);
+      const paths = partialPaths(options.outDir, owner, nodeId, filename);
       try {
         const saved = JSON.parse(await fs.readFile(state, 'utf8')) as PartialState;
         if (transfers.size >= maxTransfers || !SAFE_NAME.test(nodeId) || !SAFE_NAME.test(filename)) throw new Error('not resumed');
@@ -557,7 +561,7 @@ export function createReceiver(options: ReceiverOptions) {
         chunks: t.manifest.chunks,
       }));
     },
-    /** Stops receiving; partial images stay on disk, to be resumed by the next start. */
+    /** Stops receiving; with `persistent`, partial images stay on disk, to be resumed by the next start. */
     async stop(): Promise<void> {
       stopped = true;
       if (ticker) clearInterval(ticker);
@@ -569,7 +573,7 @@ export function createReceiver(options: ReceiverOptions) {
       if (client.connected && !options.persistent) await client.unsubscribeAsync(filters).catch(() => undefined);
       for (const [key, transfer] of [...transfers]) {
         if (transfer.finished) await transfer.finished.catch(() => undefined);
-        else await drop(key, transfer, true);
+        else await drop(key, transfer, options.persistent === true);
       }
       early.clear();
       earlyBytes = 0;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { filesUnder, spawnCollector, type CollectorProcess } from '../helpers/collector.js';
@@ -63,7 +63,7 @@ test('kill -9 of the collector mid-transfer, 3 times: each image completes after
       const { file_info } = (await response.json()) as { file_info: { filename: string; size: number } };
       sizes.set(file_info.filename, file_info.size);
       figures.images += 1;
-      const part = join(out, '.partial', NODE_ID, `${file_info.filename}.part`);
+      const part = join(out, '.partial', 'shelf', NODE_ID, `${file_info.filename}.part`);
       // Kill once a good part of the image is in, and well before the end.
       const wanted = Math.floor(file_info.size * (0.2 + 0.2 * round));
       await waitFor(
