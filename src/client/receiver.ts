@@ -85,6 +85,8 @@ interface Transfer {
   hash: Hash;
   hashed: number;
   hashing: Promise<void>;
+  /** A read-back is under way: chunks arriving meanwhile are hashed by it, from disk. */
+  catchingUp: boolean;
   resends: number;
   timer: NodeJS.Timeout | null;
   dirty: boolean;
@@ -96,6 +98,8 @@ interface Transfer {
 
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const MAX_MISSING_PER_REQUEST = 5000;
+/** Chunk writes let overlap with reading the next messages: memory is this many chunks more, whatever the fleet. */
+const WRITE_WINDOW = 4;
 /** Bounds of the small maps kept beside the transfers. */
 const MAX_REMEMBERED = 1000;
 
@@ -156,17 +160,29 @@ export function createReceiver(options: ReceiverOptions) {
   const sentFor = new Map<string, string | null>();
   /** Chunk writes in progress, by the packet that carried them, for the backpressure gate. */
   const pendingWrites = new WeakMap<IPublishPacket, Promise<void>>();
+  const manifests = new WeakSet<IPublishPacket>();
+  /** Chunk writes under way, all transfers together: at most WRITE_WINDOW (+ the one just read). */
+  const writing = new Set<Promise<void>>();
   const filters = [`${prefix}/+/images/+/manifest`, `${prefix}/+/images/+/chunk/+`];
   const levels = prefix.split('/').length;
   const previousHandleMessage = client.handleMessage;
   let stopped = false;
 
   // mqtt.js reads the next packet (and acknowledges this one) only when handleMessage calls back.
+  // A manifest is handled before the next message; chunk writes overlap up to WRITE_WINDOW.
   const gatedHandleMessage: MqttClient['handleMessage'] = (packet, callback) => {
-    const write = pendingWrites.get(packet);
-    if (!write) return previousHandleMessage.call(client, packet, callback);
+    const work = pendingWrites.get(packet);
+    if (!work) return previousHandleMessage.call(client, packet, callback);
     pendingWrites.delete(packet);
-    void write.finally(() => previousHandleMessage.call(client, packet, callback));
+    const release = (): void => previousHandleMessage.call(client, packet, callback);
+    if (manifests.has(packet)) return void work.finally(release);
+    writing.add(work);
+    void work.finally(() => writing.delete(work));
+    if (writing.size <= WRITE_WINDOW) return release();
+    void (async () => {
+      while (writing.size > WRITE_WINDOW) await Promise.race(writing);
+      release();
+    })();
   };
 
   const fail = (nodeId: string, filename: string, message: string): void => options.onError?.({ nodeId, filename, message });
@@ -257,13 +273,20 @@ export function createReceiver(options: ReceiverOptions) {
     armTimer(key, transfer);
   }
 
-  /** Feeds the hash every chunk from `hashed` on that is on disk: `data` is chunk `index`, just written. */
-  async function advanceHash(transfer: Transfer, index: number, data: Buffer | null): Promise<void> {
+  /** Reads back and hashes every chunk from `hashed` on that is on disk (those that came out of order). */
+  function catchUp(transfer: Transfer): void {
+    if (transfer.hashed >= transfer.manifest.chunks || transfer.map[transfer.hashed] !== 2) return;
+    transfer.catchingUp = true;
+    transfer.hashing = transfer.hashing
+      .then(() => readBackHash(transfer))
+      .catch(() => undefined)
+      .finally(() => {
+        transfer.catchingUp = false;
+      });
+  }
+
+  async function readBackHash(transfer: Transfer): Promise<void> {
     const { manifest } = transfer;
-    if (data && index === transfer.hashed) {
-      transfer.hash.update(data);
-      transfer.hashed += 1;
-    }
     let buffer: Buffer | null = null;
     while (transfer.hashed < manifest.chunks && transfer.map[transfer.hashed] === 2) {
       const offset = transfer.hashed * manifest.chunk_size;
@@ -342,17 +365,26 @@ export function createReceiver(options: ReceiverOptions) {
     }
     transfer.map[index] = 1;
     transfer.count += 1;
+    // In order (the usual case): hashed from memory now, while the write goes on in the thread pool.
+    if (!transfer.catchingUp && index === transfer.hashed) {
+      transfer.hash.update(data);
+      transfer.hashed += 1;
+    }
     const write: Promise<void> = transfer.handle
       .write(data, 0, data.length, index * manifest.chunk_size)
       .then(() => {
         transfer.map[index] = 2;
         transfer.dirty = true;
-        transfer.hashing = transfer.hashing.then(() => advanceHash(transfer, index, data)).catch(() => undefined);
+        catchUp(transfer);
       })
       .catch((err: Error) => {
-        // The chunk is not on disk: forget it, so it is asked for again.
+        // The chunk is not on disk: forget it, so it is asked for again, and hash from disk anew.
         transfer.map[index] = 0;
         transfer.count -= 1;
+        if (index < transfer.hashed) {
+          transfer.hash = createHash('sha256');
+          transfer.hashed = 0;
+        }
         fail(transfer.nodeId, manifest.filename, `cannot write chunk ${index}: ${err.message}`);
       })
       .finally(() => transfer.writes.delete(write));
@@ -387,6 +419,7 @@ export function createReceiver(options: ReceiverOptions) {
       hash: createHash('sha256'),
       hashed: 0,
       hashing: Promise.resolve(),
+      catchingUp: false,
       resends: 0,
       timer: null,
       dirty: !map,
@@ -395,7 +428,7 @@ export function createReceiver(options: ReceiverOptions) {
       finished: null,
     };
     transfers.set(key, transfer);
-    if (map) transfer.hashing = advanceHash(transfer, -1, null).catch(() => undefined);
+    if (map) catchUp(transfer);
     else await checkpoint(transfer);
     return transfer;
   }
@@ -490,6 +523,7 @@ export function createReceiver(options: ReceiverOptions) {
       // The manifest is handled before the next message, so the chunks after it find their transfer.
       const handled = onManifest(key, nodeId, filename, payload).catch((err: Error) => fail(nodeId, filename, err.message));
       pendingWrites.set(packet, handled);
+      manifests.add(packet);
       return;
     }
     const index = Number(parts[levels + 4]);

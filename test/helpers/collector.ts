@@ -8,6 +8,8 @@ export interface CollectorProcess {
   /** Every image line it printed: time, node, path, size, sha256. */
   lines: string[];
   stderr(): string;
+  /** When it said it was connected (process.hrtime.bigint()): what waits in its session flows from then. */
+  connectedAt(): bigint | null;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -26,6 +28,7 @@ export async function spawnCollector(
   const lines: string[] = [];
   let stderr = '';
   let stdout = '';
+  let connectedAt: bigint | null = null;
   child.stdout?.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
     const parts = stdout.split('\n');
@@ -43,13 +46,14 @@ export async function spawnCollector(
     });
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
+      if (connectedAt === null && stderr.includes('collector connected')) connectedAt = process.hrtime.bigint();
       if (stderr.includes(' watching ')) {
         clearTimeout(timer);
         resolve();
       }
     });
   });
-  return { child, lines, stderr: () => stderr, exited };
+  return { child, lines, stderr: () => stderr, connectedAt: () => connectedAt, exited };
 }
 
 /** Every file under `dir` (relative paths), hidden ones included. */
