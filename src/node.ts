@@ -21,7 +21,8 @@ import { createMqttPlane, type MqttPlane } from './mqtt/plane.js';
 import { createMqttDelivery } from './delivery/mqtt-delivery.js';
 import { createHomeAssistant } from './ha/ha.js';
 import { createMetrics } from './metrics/metrics.js';
-import { createUploadOutbox } from './delivery/outbox.js';
+import { createHttpDelivery } from './delivery/http-delivery.js';
+import { createOutbox } from './delivery/outbox.js';
 import { createSchemaRegistry } from './schemas.js';
 import { createImageStore } from './storage/store.js';
 import { CLOCK_CHECK_INTERVAL_MS, createClockMonitor } from './schedule/clock-health.js';
@@ -171,6 +172,11 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       await queue.idle();
     };
 
+    // Every image owed to a channel, on disk: the transports below draw from it.
+    const outbox = createOutbox({ dir: resolve(config.capture_dir), store, events: bus, logger, maxEntries: config.outbox_max_entries });
+    await outbox.start();
+    stops.push({ name: 'outbox', stop: () => outbox.stop() });
+
     commands = createCommands({
       nodeId: config.node_id,
       version: VERSION,
@@ -187,13 +193,13 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       defaultDeliver: config.deliver,
       deliveryChannels,
       scheduler,
+      owe: (filename, channel, requestId) => outbox.add(filename, channel, requestId),
     });
 
     if (config.upload_url) {
-      const outbox = createUploadOutbox({
-        dir: resolve(config.capture_dir),
+      const upload = createHttpDelivery({
+        outbox,
         store,
-        events: bus,
         logger,
         nodeId: config.node_id,
         url: config.upload_url,
@@ -204,10 +210,10 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
         retryMaxMs: config.upload_retry_max_s * 1000,
         maxAttempts: config.upload_max_attempts,
       });
-      await outbox.start();
-      stops.push({ name: 'upload outbox', stop: () => outbox.stop() });
+      upload.start();
+      stops.push({ name: 'upload', stop: () => upload.stop() });
       deliveryChannels.add('http');
-      deliveryStatus.set('http', () => outbox.status());
+      deliveryStatus.set('http', () => upload.status());
     }
 
     const nodeCommands = commands;
@@ -266,14 +272,16 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       mqttPlane = plane;
       const delivery = createMqttDelivery({
         plane,
+        outbox,
         store,
-        events: bus,
         schemas,
         logger,
         nodeId: config.node_id,
         prefix: config.mqtt_topic_prefix,
         chunkSizeBytes: config.chunk_size_kb * 1024,
         window: config.delivery_window,
+        reofferBaseMs: config.delivery_reoffer_base_s * 1000,
+        reofferMaxMs: config.delivery_reoffer_max_s * 1000,
       });
       delivery.start();
       deliveryChannels.add('mqtt');

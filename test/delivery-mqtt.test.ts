@@ -11,7 +11,8 @@ import { createSchemaRegistry } from '../src/schemas.js';
 import { collect, connectClient, request } from './helpers/mqtt.js';
 import { mosquittoMissing, startMosquitto } from './helpers/mosquitto.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
-import { startAedes } from './helpers/delivery.js';
+import { startTestCollector } from './helpers/receipt-collector.js';
+import { startAedes, waitFor } from './helpers/delivery.js';
 
 const missing = mosquittoMissing();
 const validManifest = createSchemaRegistry().validator('manifest.schema.json');
@@ -119,26 +120,26 @@ describe('chunked MQTT delivery through the embedded broker', () => {
     assert.deepEqual(asked[0]!['chunks'], [3, 17]);
   });
 
-  test('a capture with deliver=mqtt is delivered and marked delivered', async () => {
+  test('a capture with deliver=mqtt is delivered once a collector sends its receipt', async () => {
     const node = await startTestNode();
     cleanup.push(() => node.stop());
     const client = await connectClient(node.node.mqttUrl!);
     cleanup.push(() => client.endAsync());
-    const { outDir, receiver, image } = await receiveOne(client);
-    cleanup.push(
-      () => rm(outDir, { recursive: true, force: true }),
-      () => receiver.stop(),
-    );
+    const collector = await startTestCollector(node.node.mqttUrl!);
+    cleanup.push(() => collector.stop());
     const reply = await request(client, 'cameras', node.config.node_id, { id: 'cap-deliver', action: 'capture', deliver: 'mqtt' });
     const filename = (reply['file_info'] as { filename: string }).filename;
-    const received = await image;
-    assert.equal(received.filename, filename);
-    assert.equal(received.requestId, 'cap-deliver');
-    assert.ok((await readFile(received.path)).equals(await readFile(join(node.config.capture_dir, filename))));
-    const status = (await request(client, 'cameras', node.config.node_id, { action: 'status' }))['node_status'] as {
-      delivery: { mqtt: { delivered: number; pending: number } };
-    };
-    assert.equal(status.delivery.mqtt.delivered, 1);
+    await collector.waitForImages(1);
+    const [received] = collector.images;
+    assert.equal(received!.filename, filename);
+    assert.equal(received!.requestId, 'cap-deliver');
+    assert.ok((await readFile(received!.path)).equals(await readFile(join(node.config.capture_dir, filename))));
+    const status = await waitFor('the receipt', async () => {
+      const found = (await request(client, 'cameras', node.config.node_id, { action: 'status' }))['node_status'] as {
+        delivery: { mqtt: { delivered: number; pending: number } };
+      };
+      return found.delivery.mqtt.delivered === 1 ? found : null;
+    });
     assert.equal(status.delivery.mqtt.pending, 0);
     const list = await request(client, 'cameras', node.config.node_id, { action: 'list' });
     assert.deepEqual((list['images'] as Array<{ delivered: string[] }>)[0]!.delivered, ['mqtt']);

@@ -21,7 +21,11 @@ async function nodeWith(images: Record<string, number>, overrides: Parameters<ty
   return {
     node,
     client,
-    send: (filename: string) => request(client, 'cameras', node.config.node_id, { action: 'send', filename }, 30_000),
+    /** Sent, then confirmed with a receipt, as a collector would: only then is it delivered. */
+    async deliver(filename: string) {
+      const sent = await request(client, 'cameras', node.config.node_id, { action: 'send', filename }, 30_000);
+      return request(client, 'cameras', node.config.node_id, { action: 'receipt', filename, sha256: sent['sha256'], collector: 'test' });
+    },
     capture: () => fetch(`${node.httpUrl}/capture`, { method: 'POST' }),
     names: async () =>
       ((await (await fetch(`${node.httpUrl}/images`)).json()) as { images: Array<{ filename: string }> }).images
@@ -40,7 +44,7 @@ describe('storage policy and delivery', () => {
     // Room for the two stored images and not for a third (a tiny simulated DNG is ~150 KB).
     const n = await nodeWith({ [OLDER]: 500 * KB, [NEWER]: 500 * KB }, { storage_limit_mb: 1.1 });
     t.after(() => n.stop());
-    assert.equal((await n.send(NEWER))['status'], 'success');
+    assert.equal((await n.deliver(NEWER))['status'], 'success');
     const response = await n.capture();
     assert.equal(response.status, 200, await response.clone().text());
     const captured = ((await response.json()) as { file_info: { filename: string } }).file_info.filename;
@@ -55,7 +59,7 @@ describe('storage policy and delivery', () => {
     assert.match(((await refused.json()) as { detail: string }).detail, /undelivered/);
     assert.deepEqual(await n.names(), [OLDER], 'nothing was deleted');
 
-    assert.equal((await n.send(OLDER))['status'], 'success');
+    assert.equal((await n.deliver(OLDER))['status'], 'success');
     const accepted = await n.capture();
     assert.equal(accepted.status, 200, await accepted.clone().text());
     const captured = ((await accepted.json()) as { file_info: { filename: string } }).file_info.filename;

@@ -354,6 +354,18 @@ describe('the Mosquitto config and ACL for a fleet (deploy/mosquitto)', {
       assert.ok(config && config.payload.length > 0);
       const [online] = await availability.waitFor();
       assert.equal(online?.payload.toString(), 'online');
+      // A collector (here the controller user) coming online is heard: the image is offered again;
+      // its receipt goes through, and only then is the image delivered.
+      await controller.publishAsync('cameras/collectors/acl-collector/availability', 'online', { qos: 1, retain: true });
+      await manifests.waitFor(() => true, 2);
+      const receipt = await request(controller, 'cameras', 'cam-a', {
+        action: 'receipt',
+        filename: manifest?.json()['filename'],
+        sha256: manifest?.json()['sha256'],
+        collector: 'acl-collector',
+      });
+      assert.deepEqual([receipt['status'], receipt['delivered']], ['success', true], JSON.stringify(receipt));
+      await controller.publishAsync('cameras/collectors/acl-collector/availability', '', { qos: 1, retain: true });
       for (const collector of [manifests, discovery, availability]) await collector.close();
     } finally {
       await camera?.stop();

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONTENT_TYPE, Counter, gauge, Histogram, render } from '../src/metrics/text.js';
 import { VERSION } from '../src/node.js';
+import { startTestCollector } from './helpers/receipt-collector.js';
 import { startTestNode } from './helpers/node.js';
 
 interface Series {
@@ -154,7 +155,9 @@ test('GET /metrics of a whole node: node, storage, captures and latency, deliver
   assert.equal(before.types.get('camera_node_deliveries_total'), 'counter');
   assert.equal(before.types.get('camera_node_capture_duration_seconds'), 'histogram');
 
-  // Two captures, one delivered over MQTT (no receiver needed: the broker acknowledges the chunks).
+  // Two captures, one delivered over MQTT: a collector receives it and sends its receipt.
+  const collector = await startTestCollector(node.node.mqttUrl!);
+  t.after(() => collector.stop());
   const delivered = new Promise<void>((resolve) => node.node.events.on('metrics-test', 'delivered', () => resolve()));
   for (const query of ['', '?deliver=mqtt']) {
     const response = await fetch(`${node.httpUrl}/capture${query}`, { method: 'POST' });
@@ -172,6 +175,8 @@ test('GET /metrics of a whole node: node, storage, captures and latency, deliver
   const after = await scrape();
   assert.equal(value(after, 'camera_node_deliveries_total', { ...id, channel: 'mqtt' }), 1);
   assert.equal(value(after, 'camera_node_delivery_pending', { ...id, channel: 'mqtt' }), 0);
+  assert.equal(value(after, 'camera_node_delivery_failures_total', { ...id, channel: 'mqtt' }), 0);
+  assert.equal(after.types.get('camera_node_delivery_retries_total'), 'counter');
   assert.equal(value(after, 'camera_node_captures_total', id), 2);
   assert.equal(value(after, 'camera_node_capture_duration_seconds_count', id), 2);
   assert.ok((value(after, 'camera_node_capture_duration_seconds_sum', id) ?? 0) > 0);

@@ -6,7 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createUploadOutbox, OUTBOX_DIR, type UploadOutboxOptions } from '../src/delivery/outbox.js';
+import { BACKOFF_FLOOR_MS } from '../src/delivery/backoff.js';
+import { createHttpDelivery, type HttpDeliveryOptions } from '../src/delivery/http-delivery.js';
+import { createOutbox, OUTBOX_DIR } from '../src/delivery/outbox.js';
 import { EventBus, type NodeEventMap } from '../src/events.js';
 import { createImageStore } from '../src/storage/store.js';
 import type { ImageStore } from '../src/storage/types.js';
@@ -58,7 +60,7 @@ async function storeWithImage(dir: string): Promise<{ store: ImageStore; filenam
   return { store, filename: image.filename, bytes };
 }
 
-function outbox(dir: string, store: ImageStore, url: string, overrides: Partial<UploadOutboxOptions> = {}) {
+function outbox(dir: string, store: ImageStore, url: string, overrides: Partial<HttpDeliveryOptions> = {}) {
   const events = new EventBus(silent);
   const seen: { delivered: Array<NodeEventMap['delivered']>; failed: Array<NodeEventMap['delivery_failed']> } = {
     delivered: [],
@@ -66,10 +68,10 @@ function outbox(dir: string, store: ImageStore, url: string, overrides: Partial<
   };
   events.on('test', 'delivered', (event) => void seen.delivered.push(event));
   events.on('test', 'delivery_failed', (event) => void seen.failed.push(event));
-  const box = createUploadOutbox({
-    dir,
+  const owed = createOutbox({ dir, store, events, logger: silent, maxEntries: 100 });
+  const upload = createHttpDelivery({
+    outbox: owed,
     store,
-    events,
     logger: silent,
     nodeId: 'node-1',
     url,
@@ -81,11 +83,28 @@ function outbox(dir: string, store: ImageStore, url: string, overrides: Partial<
     maxAttempts: 0,
     ...overrides,
   });
+  const box = {
+    async start() {
+      await owed.start();
+      upload.start();
+    },
+    enqueue: (filename: string, requestId: string) => owed.add(filename, 'http', requestId),
+    async stop() {
+      await upload.stop();
+      await owed.stop();
+    },
+    status: () => upload.status(),
+  };
   return { box, events, seen };
 }
 
-const entryOnDisk = async (dir: string, filename: string): Promise<Record<string, unknown> | null> =>
-  JSON.parse(await readFile(join(dir, OUTBOX_DIR, `${filename}.json`), 'utf8').catch(() => 'null')) as Record<string, unknown> | null;
+/** The HTTP channel's state in the image's outbox file, null when there is none. */
+const entryOnDisk = async (dir: string, filename: string): Promise<Record<string, unknown> | null> => {
+  const entry = JSON.parse(await readFile(join(dir, OUTBOX_DIR, `${filename}.json`), 'utf8').catch(() => 'null')) as {
+    channels: { http: Record<string, unknown> };
+  } | null;
+  return entry?.channels.http ?? null;
+};
 
 describe('upload outbox', () => {
   test('Retry-After is honoured, kept on disk, and still waited for after a restart', async (t) => {
@@ -102,7 +121,7 @@ describe('upload outbox', () => {
     await first.box.enqueue(filename, 'req-1');
     const entry = await waitFor('the retry on disk', async () => {
       const found = await entryOnDisk(dir, filename);
-      return found && found['attempts'] === 1 ? found : null;
+      return found && found['state'] === 'owed' && found['attempts'] === 1 ? found : null;
     });
     assert.ok(Number(entry['next_at']) - Date.now() > 110_000, 'the next attempt is 120 s away, not the 50 ms backoff');
     assert.match(String(first.box.status().last_error), /429/);
@@ -126,15 +145,15 @@ describe('upload outbox', () => {
       await store.stop();
       await rm(dir, { recursive: true, force: true });
     });
-    // Jitter at its top: each wait is exactly the backoff ceiling (100, 200 ms).
-    const { box, seen } = outbox(dir, store, server.url, { retryBaseMs: 100, maxAttempts: 3, random: () => 1 });
+    // Jitter at its top: each wait is exactly the backoff ceiling (1, 2 s).
+    const { box, seen } = outbox(dir, store, server.url, { retryBaseMs: 1000, maxAttempts: 3, random: () => 1 });
     await box.start();
     t.after(() => box.stop());
     await box.enqueue(filename, 'req-2');
     await waitFor('the give-up', () => (seen.failed.length === 1 ? true : null));
     const [a, b, c] = server.received.map((r) => r.at);
     assert.equal(server.received.length, 3);
-    assert.ok(b! - a! >= 95 && c! - b! >= 195, `waits of ${b! - a!} and ${c! - b!} ms`);
+    assert.ok(b! - a! >= 950 && c! - b! >= 1950, `waits of ${b! - a!} and ${c! - b!} ms`);
     assert.equal(seen.failed[0]!.filename, filename);
     assert.equal(seen.failed[0]!.channel, 'http');
     assert.equal(seen.failed[0]!.request_id, 'req-2');
@@ -142,6 +161,30 @@ describe('upload outbox', () => {
     assert.deepEqual(await readdir(join(dir, OUTBOX_DIR)), []);
     assert.deepEqual({ pending: box.status().pending, failed: box.status().failed }, { pending: 0, failed: 1 });
     assert.deepEqual(store.get(filename).delivered, [], 'not marked delivered');
+  });
+
+  test('Retry-After: 0 and a tiny base still wait the backoff floor', async (t) => {
+    const dir = await tempDir('outbox');
+    const server = await uploadServer((n, _req, res) =>
+      n < 3 ? res.writeHead(503, { 'retry-after': '0' }).end() : res.writeHead(201).end(),
+    );
+    const { store, filename } = await storeWithImage(dir);
+    t.after(async () => {
+      await server.close();
+      await store.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const { box, seen } = outbox(dir, store, server.url, { retryBaseMs: 1, random: () => 0 });
+    await box.start();
+    t.after(() => box.stop());
+    await box.enqueue(filename, 'req-floor');
+    await waitFor('the delivery', () => (seen.delivered.length === 1 ? true : null));
+    const gaps = server.received.slice(1).map((r, i) => r.at - server.received[i]!.at);
+    console.log(`attempts: ${server.received.length}, gaps: ${gaps.join(', ')} ms`);
+    assert.equal(server.received.length, 3);
+    for (const gap of gaps) assert.ok(gap >= BACKOFF_FLOOR_MS - 50, `a retry came after ${gap} ms`);
+    assert.equal(box.status().retries, 2);
+    assert.equal(box.status().failed, 0);
   });
 
   test('stop() aborts the upload in flight; the next start sends it, exactly once, and marks it delivered', async (t) => {
@@ -184,7 +227,12 @@ describe('upload outbox', () => {
     const dir = await tempDir('outbox-daemon');
     const stalled = await uploadServer(() => undefined);
     const accepting = await uploadServer((_n, _req, res) => res.writeHead(200).end());
+    const daemons: Array<Awaited<ReturnType<typeof spawnDaemon>>> = [];
     t.after(async () => {
+      for (const daemon of daemons) {
+        daemon.child.kill('SIGTERM');
+        await daemon.exited;
+      }
       await stalled.close();
       await accepting.close();
       await rm(dir, { recursive: true, force: true });
@@ -206,10 +254,7 @@ describe('upload outbox', () => {
     await first.exited;
 
     const second = await spawnDaemon({ ...env, UPLOAD_URL: accepting.url });
-    t.after(async () => {
-      second.child.kill('SIGTERM');
-      await second.exited;
-    });
+    daemons.push(second);
     const image = await waitFor('the delivered mark', async () => {
       const list = (await (await fetch(`${second.httpUrl}/images`)).json()) as { images: Array<{ filename: string; delivered: string[] }> };
       return list.images[0]?.delivered.includes('http') ? list.images[0] : null;

@@ -33,6 +33,11 @@ export interface CommandsOptions {
   deliveryChannels: ReadonlySet<DeliveryChannel>;
   /** Where scheduled captures (`at`) and bursts wait for their instants, outside the queue. */
   scheduler: CaptureScheduler;
+  /**
+   * Puts a capture to deliver in the durable outbox. Awaited before the capture is answered, so an
+   * answered capture is never lost to a crash or a power cut.
+   */
+  owe?: (filename: string, channel: DeliveryChannel, requestId: string | null) => Promise<void>;
 }
 
 export function createCommands(options: CommandsOptions): Commands {
@@ -66,12 +71,20 @@ export function createCommands(options: CommandsOptions): Commands {
         { filename: image.filename, size: image.size, duration_ms, source: context.source, request_id: context.requestId },
         'captured',
       );
+      const deliver = context.deliver ?? options.defaultDeliver;
+      if (deliver !== 'none' && options.owe) {
+        await options
+          .owe(image.filename, deliver, context.requestId ?? null)
+          .catch((err: unknown) =>
+            logger.error({ err, filename: image.filename, deliver }, 'the capture could not be queued for delivery'),
+          );
+      }
       events.emit('captured', {
         image,
         duration_ms,
         metadata: output.metadata,
         preview,
-        deliver: context.deliver ?? options.defaultDeliver,
+        deliver,
         ...(context.requestId ? { request_id: context.requestId } : {}),
       });
       const result = {

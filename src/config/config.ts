@@ -55,6 +55,9 @@ export interface Config {
   deliver: 'none' | 'mqtt' | 'http';
   chunk_size_kb: number;
   delivery_window: number;
+  delivery_reoffer_base_s: number;
+  delivery_reoffer_max_s: number;
+  outbox_max_entries: number;
   upload_url?: string;
   upload_method: 'POST' | 'PUT';
   upload_headers: Record<string, string>;

@@ -41,7 +41,11 @@ export interface PublishImageOptions {
   window: number;
   /** Only these chunks (a resend); all when absent. */
   onlyChunks?: readonly number[];
+  /** The manifest alone (a re-offer): a receiver that lacks the image asks for its chunks. */
+  manifestOnly?: boolean;
   requestId?: string | null;
+  /** The manifest's transfer id (one per attempt); a fresh one when absent. */
+  transferId?: string;
   /** The file's hash when the caller already knows it (an earlier send of the same file). */
   digest?: FileDigest;
   signal?: AbortSignal;
@@ -105,11 +109,12 @@ export async function publishImage(options: PublishImageOptions): Promise<Manife
       node_id: options.nodeId,
       captured_at: image.capturedAt,
       content_type: DNG_CONTENT_TYPE,
-      transfer_id: randomUUID(),
+      transfer_id: options.transferId ?? randomUUID(),
       request_id: options.requestId ?? null,
       ...(options.onlyChunks ? { resend: wanted } : {}),
     };
     await unlessAborted(client.publishAsync(topics.manifest, JSON.stringify(manifest), { qos: 1, retain: false }), signal);
+    if (options.manifestOnly) return manifest;
 
     const free: Buffer[] = [];
     const inFlight = new Set<Promise<void>>();

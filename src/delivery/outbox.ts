@@ -2,284 +2,375 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
-import { NodeError, toNodeError } from '../errors.js';
+import { NodeError } from '../errors.js';
 import { syncDir, writeFileAtomic } from '../storage/files.js';
-import type { ImageInfo, ImageStore } from '../storage/types.js';
+import type { ImageStore } from '../storage/types.js';
 import { sha256File } from './manifest.js';
-import { isRetryable, uploadFile } from './upload.js';
 
 export const OUTBOX_DIR = '.outbox';
+export type Channel = 'mqtt' | 'http';
+export const CHANNELS: readonly Channel[] = ['mqtt', 'http'];
 
-export interface UploadOutboxOptions {
-  /** The capture dir: the outbox lives in `<dir>/.outbox`, one JSON file per image to upload. */
-  dir: string;
-  store: ImageStore;
-  events: EventBus;
-  logger: Logger;
-  nodeId: string;
-  url: string;
-  method: 'POST' | 'PUT';
-  headers: Record<string, string>;
-  idleTimeoutMs: number;
-  /** The wait before the first retry; it doubles at each failure up to retryMaxMs. */
-  retryBaseMs: number;
-  retryMaxMs: number;
-  /** Give an upload up after this many failed attempts; 0 = keep trying while the image exists. */
-  maxAttempts: number;
-  /** For tests: the jitter source. */
-  random?: () => number;
-}
+/**
+ * Where an image stands on one channel. `owed`: due at `next_at`; `offering`: being sent now;
+ * `awaiting_receipt` (MQTT only): sent, no collector has confirmed it yet, offered again at `next_at`;
+ * `delivered` (a receipt, or a 2xx on HTTP) and `failed` (given up) end it.
+ */
+export type EntryState = 'owed' | 'offering' | 'awaiting_receipt' | 'delivered' | 'failed';
 
-interface Entry {
-  filename: string;
-  request_id: string | null;
+const TRANSITIONS: Record<Channel, Record<EntryState, readonly EntryState[]>> = {
+  mqtt: {
+    owed: ['offering', 'delivered', 'failed'],
+    offering: ['awaiting_receipt', 'owed', 'delivered', 'failed'],
+    awaiting_receipt: ['offering', 'delivered', 'failed'],
+    delivered: [],
+    failed: [],
+  },
+  http: {
+    owed: ['offering', 'failed'],
+    offering: ['owed', 'delivered', 'failed'],
+    awaiting_receipt: [],
+    delivered: [],
+    failed: [],
+  },
+};
+const isFinal = (state: EntryState): boolean => state === 'delivered' || state === 'failed';
+
+export interface ChannelState {
+  state: EntryState;
+  /** Offers or uploads started so far. */
   attempts: number;
-  /** Epoch ms of the next attempt. */
+  /** Epoch ms: when an owed or unconfirmed image is (re)offered. */
   next_at: number;
-  created_at: string;
+  /** The transfer id of the last MQTT offer (its manifest's), null before the first. */
+  transfer_id: string | null;
   last_error: string | null;
 }
 
-export interface OutboxStatus {
+/** One image still owed to at least one channel: one small JSON file, `<filename>.json`. */
+export interface OutboxEntry {
+  version: 2;
+  filename: string;
+  /** Computed once, when the image entered the outbox (at capture), and used by every attempt. */
+  sha256: string;
+  size: number;
+  captured_at: string;
+  request_id: string | null;
+  created_at: string;
+  channels: Partial<Record<Channel, ChannelState>>;
+}
+
+export interface ChannelStatus {
+  /** Images owed, being sent or waiting for a receipt. */
   pending: number;
+  /** Of those, the ones sent and waiting for a receipt (MQTT). */
+  awaiting_receipt: number;
   delivered: number;
+  /** Images given up (gone from the store, refused by the target, over the retry limit, outbox full). */
   failed: number;
+  /** Attempts that did not deliver (retried later): publish errors, failed uploads, re-offers. */
+  retries: number;
   last_error: string | null;
   last_delivered_at: string | null;
 }
 
+export interface OutboxOptions {
+  /** The capture dir: entries live in `<dir>/.outbox`. */
+  dir: string;
+  store: ImageStore;
+  events: EventBus;
+  logger: Logger;
+  /** Most images owed at once; a new one past it gives the oldest up (logged, counted, reported). */
+  maxEntries: number;
+}
+
+const OWNER = 'outbox';
 const entryFile = (filename: string): string => `${filename}.json`;
 
-function readEntry(value: unknown): Entry | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const raw = value as Record<string, unknown>;
-  if (typeof raw['filename'] !== 'string') return null;
-  const number = (key: string): number => {
-    const found = raw[key];
-    return typeof found === 'number' && Number.isFinite(found) ? found : 0;
-  };
-  const text = (key: string): string | null => {
-    const found = raw[key];
-    return typeof found === 'string' ? found : null;
-  };
+function channelState(raw: unknown): ChannelState | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const value = raw as Record<string, unknown>;
+  const states: EntryState[] = ['owed', 'offering', 'awaiting_receipt', 'delivered', 'failed'];
+  if (!states.includes(value['state'] as EntryState)) return null;
+  const number = (key: string): number => (typeof value[key] === 'number' && Number.isFinite(value[key]) ? (value[key] as number) : 0);
+  const text = (key: string): string | null => (typeof value[key] === 'string' ? (value[key] as string) : null);
   return {
-    filename: raw['filename'],
-    request_id: text('request_id'),
+    state: value['state'] as EntryState,
     attempts: number('attempts'),
     next_at: number('next_at'),
-    created_at: text('created_at') ?? new Date().toISOString(),
+    transfer_id: text('transfer_id'),
     last_error: text('last_error'),
   };
 }
 
+/** An entry as read from disk; the version-1 form (HTTP uploads only, no hash) is taken over. */
+function parseEntry(value: unknown): (Omit<OutboxEntry, 'sha256' | 'size'> & { sha256: string | null; size: number | null }) | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const raw = value as Record<string, unknown>;
+  if (typeof raw['filename'] !== 'string') return null;
+  const text = (key: string): string | null => (typeof raw[key] === 'string' ? (raw[key] as string) : null);
+  const channels: Partial<Record<Channel, ChannelState>> = {};
+  if (raw['version'] === 2 && typeof raw['channels'] === 'object' && raw['channels'] !== null) {
+    for (const channel of CHANNELS) {
+      const state = channelState((raw['channels'] as Record<string, unknown>)[channel]);
+      if (state) channels[channel] = state;
+    }
+  } else {
+    // Version 1: `{filename, request_id, attempts, next_at, created_at, last_error}`, an upload.
+    const state = channelState({ ...raw, state: 'owed' });
+    if (state) channels.http = state;
+  }
+  const sha256 = text('sha256');
+  return {
+    version: 2,
+    filename: raw['filename'],
+    sha256: sha256 && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : null,
+    size: typeof raw['size'] === 'number' ? raw['size'] : null,
+    captured_at: text('captured_at') ?? '',
+    request_id: text('request_id'),
+    created_at: text('created_at') ?? new Date().toISOString(),
+    channels,
+  };
+}
+
 /**
- * A durable queue of uploads: each image to upload is a small JSON file written atomically, so the
- * queue survives restarts and `kill -9`. One upload at a time; connection errors, stalls, 408, 429
- * and 5xx are retried with exponential backoff and full jitter (Retry-After honoured); other 4xx are
- * given up and reported. A delivered image is marked delivered in the store (eviction takes it first).
+ * The one durable outbox: every image still owed to a channel, one JSON file per image written
+ * atomically and fsynced (a power cut loses nothing that was acknowledged as queued). The MQTT and
+ * HTTP transports draw from it and move each channel's entry through its states; an image leaves the
+ * outbox when every channel it was owed to has delivered it or given it up, and a delivery is marked
+ * in the store (eviction takes delivered images first, EVICT_UNDELIVERED=false keeps the others).
  */
-export function createUploadOutbox(options: UploadOutboxOptions) {
+export function createOutbox(options: OutboxOptions) {
   const { store, events } = options;
-  const logger = options.logger.child({ part: 'upload' });
+  const logger = options.logger.child({ part: 'outbox' });
   const dir = join(options.dir, OUTBOX_DIR);
-  const random = options.random ?? Math.random;
-  const entries = new Map<string, Entry>();
-  const counts = { delivered: 0, failed: 0, lastError: null as string | null, lastDeliveredAt: null as string | null };
-  let abort = new AbortController();
-  let wake: (() => void) | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  let loop: Promise<void> | null = null;
-  let stopped = false;
-  const host = ((): string => {
-    try {
-      return new URL(options.url).host;
-    } catch {
-      return '<invalid>';
-    }
-  })();
+  const entries = new Map<string, OutboxEntry>();
+  const tally = (): Omit<ChannelStatus, 'pending' | 'awaiting_receipt'> => ({
+    delivered: 0,
+    failed: 0,
+    retries: 0,
+    last_error: null,
+    last_delivered_at: null,
+  });
+  const counts: Record<Channel, ReturnType<typeof tally>> = { mqtt: tally(), http: tally() };
+  const listeners: Record<Channel, Set<() => void>> = { mqtt: new Set(), http: new Set() };
+  // Writes of one entry run in order, so an older state never lands over a newer one.
+  const writes = new Map<string, Promise<void>>();
 
-  // Synced to the device: an upload asked for must survive a power cut, not only a crash.
-  async function save(entry: Entry): Promise<void> {
+  const notify = (channel: Channel): void => {
+    for (const listener of listeners[channel]) listener();
+  };
+
+  function persist(entry: OutboxEntry): Promise<void> {
+    const done = Object.values(entry.channels).every((state) => isFinal(state.state));
     const name = entryFile(entry.filename);
-    await writeFileAtomic(join(dir, name), join(dir, `${name}.partial`), dir, JSON.stringify(entry));
-  }
-
-  async function forget(entry: Entry): Promise<void> {
-    entries.delete(entry.filename);
-    await rm(join(dir, entryFile(entry.filename)), { force: true });
-    await syncDir(dir).catch(() => undefined);
-  }
-
-  /** Set from the last failure's backoff or Retry-After; one success clears it. */
-  let targetPausedUntil = 0;
-
-  function backoffMs(attempts: number, retryAfterS: number | null): number {
-    if (retryAfterS !== null) return Math.min(options.retryMaxMs, retryAfterS * 1000);
-    const ceiling = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
-    // Jitter over the upper half: a fleet that lost its target together does not come back in
-    // lockstep, and no retry comes much sooner than the backoff asks.
-    return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-  }
-
-  async function attempt(entry: Entry): Promise<void> {
-    const started = Date.now();
-    let info: ImageInfo;
-    try {
-      info = store.get(entry.filename);
-    } catch (err) {
-      return giveUp(entry, toNodeError(err).message);
-    }
-    const path = store.pathOf(info.filename);
-    try {
-      const { sha256 } = await sha256File(path, abort.signal);
-      const response = await uploadFile({
-        url: options.url,
-        method: options.method,
-        headers: options.headers,
-        path,
-        fields: { node_id: options.nodeId, filename: info.filename, sha256, captured_at: info.created },
-        idleTimeoutMs: options.idleTimeoutMs,
-        signal: abort.signal,
-      });
-      if (response.status >= 200 && response.status < 300) {
-        // Counted before the entry goes, so the status never shows it neither pending nor delivered.
-        counts.delivered += 1;
-        counts.lastDeliveredAt = new Date().toISOString();
-        targetPausedUntil = 0;
-        await forget(entry);
-        await store
-          .markDelivered(info.filename, 'http')
-          .catch((err: unknown) => logger.warn({ err, filename: info.filename }, 'could not mark the image delivered'));
-        logger.info(
-          { filename: info.filename, status: response.status, host, attempts: entry.attempts + 1, ms: Date.now() - started },
-          'image uploaded',
-        );
-        events.emit('delivered', { filename: info.filename, channel: 'http', request_id: entry.request_id });
-        return;
+    const snapshot = done ? null : JSON.stringify(entry);
+    const previous = writes.get(entry.filename) ?? Promise.resolve();
+    const write = previous.then(async () => {
+      if (snapshot === null) {
+        await rm(join(dir, name), { force: true });
+        await syncDir(dir);
+      } else {
+        await writeFileAtomic(join(dir, name), join(dir, `${name}.partial`), dir, snapshot);
       }
-      if (!isRetryable(response.status)) return giveUp(entry, `the server answered ${response.status}`);
-      await retryLater(entry, `the server answered ${response.status}`, response.retryAfterS);
-    } catch (err) {
-      if (stopped) return; // aborted by stop(): the entry stays on disk for the next start
-      await retryLater(entry, (err as Error).message, null);
-    }
-  }
-
-  async function retryLater(entry: Entry, reason: string, retryAfterS: number | null): Promise<void> {
-    if (options.maxAttempts > 0 && entry.attempts + 1 >= options.maxAttempts)
-      return giveUp(entry, `${reason} (after ${entry.attempts + 1} attempts)`);
-    entry.attempts += 1;
-    entry.last_error = reason;
-    entry.next_at = Date.now() + backoffMs(entry.attempts, retryAfterS);
-    // The target is down or asked us to wait: every queued image waits, not only this one.
-    targetPausedUntil = Math.max(targetPausedUntil, entry.next_at);
-    counts.lastError = `${entry.filename}: ${reason}`;
-    await save(entry);
-    logger.warn(
-      { filename: entry.filename, host, attempts: entry.attempts, retry_in_ms: entry.next_at - Date.now(), reason },
-      'upload failed; will retry',
-    );
-  }
-
-  async function giveUp(entry: Entry, reason: string): Promise<void> {
-    await forget(entry);
-    counts.failed += 1;
-    counts.lastError = `${entry.filename}: ${reason}`;
-    logger.error({ filename: entry.filename, host, attempts: entry.attempts + 1, reason }, 'upload given up');
-    events.emit('delivery_failed', {
-      filename: entry.filename,
-      channel: 'http',
-      code: 'delivery_failed',
-      message: reason,
-      request_id: entry.request_id,
+    });
+    const settled = write.catch(() => undefined);
+    writes.set(entry.filename, settled);
+    void settled.then(() => {
+      if (writes.get(entry.filename) === settled) writes.delete(entry.filename);
+    });
+    return write.catch((err: unknown) => {
+      logger.error({ err, filename: entry.filename }, 'cannot write the outbox entry');
+      throw new NodeError('storage_failed', 'cannot write the outbox entry', { cause: err });
     });
   }
 
-  async function run(): Promise<void> {
-    while (!stopped) {
-      const next = [...entries.values()].sort((a, b) => a.next_at - b.next_at)[0];
-      const waitMs = next ? Math.max(next.next_at, targetPausedUntil) - Date.now() : Number.POSITIVE_INFINITY;
-      if (next && waitMs <= 0) {
-        await attempt(next).catch((err: unknown) => {
-          // The outbox file could not be written or removed: try again later rather than spin.
-          logger.error({ err, filename: next.filename }, 'upload bookkeeping failed');
-          next.next_at = Date.now() + options.retryMaxMs;
-        });
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        if (Number.isFinite(waitMs)) timer = setTimeout(resolve, waitMs);
+  /** Moves one channel of an entry to `to` (checked against the channel's transitions) and saves it. */
+  async function transition(
+    filename: string,
+    channel: Channel,
+    to: EntryState,
+    change: Partial<Omit<ChannelState, 'state'>> = {},
+  ): Promise<void> {
+    const entry = entries.get(filename);
+    const current = entry?.channels[channel];
+    if (!entry || !current) throw new NodeError('not_found', `${filename} is not owed on ${channel}`);
+    if (!TRANSITIONS[channel][current.state].includes(to))
+      throw new Error(`outbox: ${channel} cannot go from ${current.state} to ${to} (${filename})`);
+    Object.assign(current, change, { state: to });
+    const count = counts[channel];
+    if (change.last_error) count.last_error = `${filename}: ${change.last_error}`;
+    if (to === 'delivered') {
+      count.delivered += 1;
+      count.last_delivered_at = new Date().toISOString();
+    }
+    if (to === 'failed') count.failed += 1;
+    if (isFinal(to) && Object.values(entry.channels).every((state) => isFinal(state.state))) entries.delete(filename);
+    await persist(entry);
+    if (to === 'delivered') {
+      await store
+        .markDelivered(filename, channel)
+        .catch((err: unknown) => logger.warn({ err, filename, channel }, 'could not mark the image delivered'));
+      events.emit('delivered', { filename, channel, request_id: entry.request_id });
+    }
+    if (to === 'failed') {
+      events.emit('delivery_failed', {
+        filename,
+        channel,
+        code: 'delivery_failed',
+        message: change.last_error ?? 'given up',
+        request_id: entry.request_id,
       });
-      if (timer) clearTimeout(timer);
-      timer = null;
-      wake = null;
+    }
+    notify(channel);
+  }
+
+  /** Gives up every channel still open on an entry (the image is gone, or the outbox overflowed). */
+  async function abandon(entry: OutboxEntry, reason: string): Promise<void> {
+    for (const [channel, state] of Object.entries(entry.channels) as Array<[Channel, ChannelState]>) {
+      if (isFinal(state.state)) continue;
+      logger.warn({ filename: entry.filename, channel, reason }, 'delivery given up');
+      await transition(entry.filename, channel, 'failed', { last_error: reason }).catch((err: unknown) =>
+        logger.error({ err, filename: entry.filename }, 'could not give the delivery up'),
+      );
     }
   }
 
-  async function enqueue(filename: string, requestId: string | null): Promise<void> {
-    store.pathOf(filename); // invalid_filename for a name the store could not have produced
-    if (entries.has(filename)) return;
-    const entry: Entry = {
-      filename,
-      request_id: requestId,
-      attempts: 0,
-      next_at: Date.now(),
-      created_at: new Date().toISOString(),
-      last_error: null,
-    };
-    entries.set(filename, entry);
-    await save(entry);
-    wake?.();
+  /**
+   * Puts an image in the outbox for `channel`, hashed here, once; resolves when the entry is on disk
+   * (the capture is answered after it). Already owed there: nothing changes.
+   */
+  async function add(filename: string, channel: Channel, requestId: string | null): Promise<void> {
+    const info = store.get(filename);
+    const existing = entries.get(filename);
+    const open = existing?.channels[channel];
+    if (open && !isFinal(open.state)) return;
+    const fresh: ChannelState = { state: 'owed', attempts: 0, next_at: Date.now(), transfer_id: null, last_error: null };
+    let entry = existing;
+    if (!entry) {
+      const digest = await sha256File(store.pathOf(filename));
+      entry = {
+        version: 2,
+        filename,
+        sha256: digest.sha256,
+        size: digest.size,
+        captured_at: info.created,
+        request_id: requestId,
+        created_at: new Date().toISOString(),
+        channels: {},
+      };
+      // Full: the oldest owed image is given up, never the new one (its capture was just answered).
+      while (entries.size >= options.maxEntries) {
+        const [oldest] = [...entries.values()].sort((a, b) => a.created_at.localeCompare(b.created_at));
+        if (!oldest) break;
+        await abandon(oldest, `the outbox is full (${options.maxEntries} images owed)`);
+        entries.delete(oldest.filename);
+      }
+      entries.set(filename, entry);
+    }
+    entry.channels[channel] = fresh;
+    await persist(entry);
+    notify(channel);
+  }
+
+  async function load(): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    for (const name of await readdir(dir)) {
+      if (!name.endsWith('.json')) {
+        await rm(join(dir, name), { force: true }); // a .partial left by a crash
+        continue;
+      }
+      try {
+        const parsed = parseEntry(JSON.parse(await readFile(join(dir, name), 'utf8')) as unknown);
+        if (!parsed || entryFile(parsed.filename) !== name) throw new Error('unexpected content');
+        const info = store.get(parsed.filename); // not_found: the image went while the node was down
+        // A version-1 entry has no hash: it is computed once here and kept.
+        const known = parsed.sha256 !== null && parsed.size !== null ? { sha256: parsed.sha256, size: parsed.size } : null;
+        const digest = known ?? (await sha256File(store.pathOf(info.filename)));
+        const entry: OutboxEntry = {
+          ...parsed,
+          sha256: digest.sha256,
+          size: digest.size,
+          captured_at: parsed.captured_at || info.created,
+        };
+        for (const state of Object.values(entry.channels)) {
+          // An attempt cut by a crash or a stop is due again now.
+          if (state.state === 'offering') Object.assign(state, { state: 'owed', next_at: Date.now() });
+        }
+        if (Object.values(entry.channels).every((state) => isFinal(state.state))) throw new Error('nothing owed');
+        entries.set(entry.filename, entry);
+        if (!known) await persist(entry);
+      } catch (err) {
+        logger.warn({ file: name, err: (err as Error).message }, 'outbox entry dropped');
+        await rm(join(dir, name), { force: true });
+      }
+    }
   }
 
   return {
     async start(): Promise<void> {
-      stopped = false;
-      abort = new AbortController();
-      await mkdir(dir, { recursive: true });
-      for (const name of await readdir(dir)) {
-        if (!name.endsWith('.json')) {
-          await rm(join(dir, name), { force: true }); // a .partial left by a crash
-          continue;
-        }
-        try {
-          const entry = readEntry(JSON.parse(await readFile(join(dir, name), 'utf8')) as unknown);
-          if (!entry || entryFile(entry.filename) !== name) throw new Error('unexpected content');
-          // A Retry-After or backoff still runs after a restart, but never longer than the longest wait
-          // (the clock may have been set back); an upload cut by stop() was due and starts at once.
-          entries.set(entry.filename, { ...entry, next_at: Math.min(entry.next_at, Date.now() + options.retryMaxMs) });
-        } catch (err) {
-          logger.warn({ file: name, err: (err as Error).message }, 'unreadable outbox entry removed');
-          await rm(join(dir, name), { force: true });
+      await load();
+      if (entries.size > 0) logger.info({ pending: entries.size }, 'images still owed');
+      const gone =
+        (reason: string) =>
+        ({ image }: { image: { filename: string } }) => {
+          const entry = entries.get(image.filename);
+          if (entry) void abandon(entry, reason);
+        };
+      events.on(OWNER, 'evicted', gone('the image was evicted before it was delivered'));
+      events.on(OWNER, 'deleted', gone('the image was deleted before it was delivered'));
+    },
+    async stop(): Promise<void> {
+      events.removeOwner(OWNER);
+      for (const channel of CHANNELS) listeners[channel].clear();
+      await Promise.all(writes.values());
+    },
+    add,
+    transition,
+    get: (filename: string): OutboxEntry | undefined => entries.get(filename),
+    /** The open entries of a channel, soonest due first. */
+    owed(channel: Channel): OutboxEntry[] {
+      return [...entries.values()]
+        .filter((entry) => {
+          const state = entry.channels[channel];
+          return state !== undefined && !isFinal(state.state);
+        })
+        .sort((a, b) => (a.channels[channel]?.next_at ?? 0) - (b.channels[channel]?.next_at ?? 0));
+    },
+    /** Brings the unconfirmed images of a channel forward to now (a collector came online); not saved. */
+    dueNow(channel: Channel): number {
+      let moved = 0;
+      for (const entry of entries.values()) {
+        const state = entry.channels[channel];
+        if (state && (state.state === 'owed' || state.state === 'awaiting_receipt')) {
+          state.next_at = Date.now();
+          moved += 1;
         }
       }
-      if (entries.size > 0) logger.info({ pending: entries.size }, 'resuming uploads');
-      events.on('upload', 'captured', ({ image, deliver, request_id }) => {
-        if (deliver !== 'http') return;
-        enqueue(image.filename, request_id ?? null).catch((err: unknown) =>
-          logger.error({ err, filename: image.filename }, 'could not queue the upload'),
-        );
-      });
-      loop = run();
+      if (moved > 0) notify(channel);
+      return moved;
     },
-    enqueue,
-    async stop(): Promise<void> {
-      stopped = true;
-      events.removeOwner('upload');
-      abort.abort(new NodeError('shutting_down', 'the node is shutting down'));
-      wake?.();
-      await loop;
+    /** Counts an attempt that did not deliver (it is retried later). */
+    countRetry(channel: Channel, filename: string, reason: string): void {
+      counts[channel].retries += 1;
+      counts[channel].last_error = `${filename}: ${reason}`;
     },
-    status(): OutboxStatus {
-      return {
-        pending: entries.size,
-        delivered: counts.delivered,
-        failed: counts.failed,
-        last_error: counts.lastError,
-        last_delivered_at: counts.lastDeliveredAt,
-      };
+    /** Calls `listener` whenever the channel's entries change (new, due earlier, finished). */
+    onChange(channel: Channel, listener: () => void): () => void {
+      listeners[channel].add(listener);
+      return () => listeners[channel].delete(listener);
+    },
+    status(channel: Channel): ChannelStatus {
+      let pending = 0;
+      let awaiting = 0;
+      for (const entry of entries.values()) {
+        const state = entry.channels[channel]?.state;
+        if (!state || isFinal(state)) continue;
+        pending += 1;
+        if (state === 'awaiting_receipt') awaiting += 1;
+      }
+      return { pending, awaiting_receipt: awaiting, ...counts[channel] };
     },
   };
 }
-export type UploadOutbox = ReturnType<typeof createUploadOutbox>;
+export type Outbox = ReturnType<typeof createOutbox>;

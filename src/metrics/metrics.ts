@@ -147,9 +147,16 @@ function deliveryFamilies(block: unknown, common: Labels): MetricFamily[] {
       return value === null ? [] : [{ labels: { ...common, channel }, value }];
     });
   const families: MetricFamily[] = [
-    counter('camera_node_deliveries_total', 'Images delivered, by channel.', samples('delivered')),
-    counter('camera_node_delivery_failures_total', 'Delivery attempts that failed (retried later), by channel.', samples('failed')),
-    gauge('camera_node_delivery_pending', 'Images waiting to be delivered, by channel.', samples('pending')),
+    // Delivered: a collector's receipt (MQTT) or a 2xx (HTTP). Failures: images given up, on both
+    // channels alike; attempts that will be retried are counted apart, as retries.
+    counter('camera_node_deliveries_total', 'Images delivered (MQTT: a receipt; HTTP: a 2xx), by channel.', samples('delivered')),
+    counter('camera_node_delivery_failures_total', 'Images given up (never retried), by channel.', samples('failed')),
+    counter(
+      'camera_node_delivery_retries_total',
+      'Delivery attempts that did not deliver and are retried later, by channel.',
+      samples('retries'),
+    ),
+    gauge('camera_node_delivery_pending', 'Images owed and not yet delivered (MQTT: no receipt yet), by channel.', samples('pending')),
   ];
   return families.filter((family) => family.samples.length > 0);
 }

@@ -8,7 +8,8 @@ import { createSchemaRegistry, type SchemaRegistry } from '../schemas.js';
 import { clientIdFor, connectionSettings, displayUrl, reconnectDelay } from './client-options.js';
 import { builtInActions, createCommandHandler, type ActionDefinition, type Reply } from './command-handler.js';
 import { eventMessage, telemetryMessage } from './publishers.js';
-import { commandTopics, nodeTopics, type NodeTopics } from './topics.js';
+import { sharePublishPayloads } from './shared-payloads.js';
+import { commandTopics, nodeTopics, topicMatches, type NodeTopics } from './topics.js';
 
 export interface MqttPlaneOptions {
   config: Config;
@@ -60,6 +61,8 @@ export interface MqttPlane {
   brokerMaxPacketSize(): number | null;
   registerAction(name: string, action: ActionDefinition): void;
   onConnect(hook: () => void | Promise<void>): void;
+  /** Subscribes (QoS 1) to `filter` on every connect and hands its messages to `handler`. */
+  subscribe(filter: string, handler: (topic: string, payload: Buffer, packet: IPublishPacket) => void): void;
 }
 
 const OWNER = 'mqtt';
@@ -99,6 +102,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   const actions = builtInActions(commands, schemas);
   const handler = createCommandHandler({ nodeId: config.node_id, maxCommandBytes: config.mqtt_max_command_bytes, actions, logger });
   const connectHooks: Array<() => void | Promise<void>> = [];
+  const extraSubscriptions = new Map<string, (topic: string, payload: Buffer, packet: IPublishPacket) => void>();
   const state = { connected: false, connects: 0, failures: 0, lastError: null as string | null, maxPacketSize: null as number | null };
   let client: MqttClient | null = null;
   let telemetryTimer: NodeJS.Timeout | null = null;
@@ -146,6 +150,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   }
 
   function onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    for (const [filter, handler] of extraSubscriptions) if (topicMatches(filter, topic)) handler(topic, payload, packet);
     if (!subscriptions.includes(topic)) return;
     void handler.handle(payload, topic).then((reply) => sendReply(packet, reply));
   }
@@ -162,7 +167,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     }
     logger.info({ broker: displayUrl(options.url), connects: state.connects }, 'connected to the MQTT broker');
     try {
-      await client?.subscribeAsync(subscriptions, { qos: 1 });
+      await client?.subscribeAsync([...subscriptions, ...extraSubscriptions.keys()], { qos: 1 });
     } catch (err) {
       logger.error({ err }, 'subscribing to the command topics failed');
     }
@@ -188,6 +193,11 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     onConnect(hook) {
       connectHooks.push(hook);
     },
+    subscribe(filter, handler) {
+      extraSubscriptions.set(filter, handler);
+      if (state.connected)
+        void client?.subscribeAsync(filter, { qos: 1 }).catch((err: unknown) => logger.warn({ err, filter }, 'subscribe failed'));
+    },
     status: () => ({
       connected: state.connected,
       broker: displayUrl(options.url),
@@ -202,6 +212,7 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     async start() {
       const settings = await connectionSettings(config, options.url, topics.availability, protocolVersion);
       const mqttClient = mqtt.connect(settings.url, settings.options);
+      sharePublishPayloads(mqttClient); // image chunks are not copied once more for the outgoing store
       client = mqttClient;
       mqttClient.on('message', onMessage);
       mqttClient.on('connect', (connack) => {

@@ -41,3 +41,17 @@ export function commandTopics(prefix: string, nodeId: string, groups: readonly s
  * wildcards; the config schema enforces that, this guards what arrives from elsewhere (the client).
  */
 export const isTopicLevel = (value: string): boolean => value.length > 0 && !/[/+#\u0000]/.test(value);
+
+/** Collectors announce themselves here (retained `online` / `offline`, Last Will `offline`). */
+export const collectorAvailabilityFilter = (prefix: string): string => `${prefix}/collectors/+/availability`;
+
+/** Whether `topic` matches an MQTT filter with `+` and a trailing `#`. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const want = filter.split('/');
+  const have = topic.split('/');
+  for (let i = 0; i < want.length; i += 1) {
+    if (want[i] === '#') return i === want.length - 1;
+    if (i >= have.length || (want[i] !== '+' && want[i] !== have[i])) return false;
+  }
+  return want.length === have.length;
+}

@@ -75,6 +75,9 @@ test('broker absent for 20 s after the node starts: HTTP serves meanwhile, MQTT 
       assert.equal(connectedBeforeReceiver, false, 'the receiver subscribed before the node reconnected');
       const image = await within('the queued image delivered', received, 30_000);
       const stored = await readFile(join(node.config.capture_dir, queued));
+      // Verified and on disk: the receiver's side confirms it, and only then is it delivered.
+      const receipt = await request(client, 'cameras', nodeId, { action: 'receipt', filename: image.filename, sha256: image.sha256 });
+      assert.equal(receipt['status'], 'success', JSON.stringify(receipt));
       const listed = await listImages(node.httpUrl);
       const figures = {
         broker_delay_s: BROKER_DELAY_MS / 1000,

@@ -145,7 +145,7 @@ describe('hostile input against one node (daemon on its embedded broker)', { tim
     const onDisk = await imagesOnDisk(captureDir);
     const foreign = [...onDisk.keys()].filter((name) => !produced.has(name));
     const strayInCaptureDir = (await entries(captureDir)).filter(
-      (name) => name.startsWith('.') && !['.tmp', '.camera-node-state.json'].includes(name),
+      (name) => name.startsWith('.') && !['.tmp', '.camera-node-state.json', '.outbox'].includes(name),
     );
     const unhandled = (stderr.match(/unhandled promise rejection/g) ?? []).length;
     const figures = {
