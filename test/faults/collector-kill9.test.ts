@@ -31,6 +31,7 @@ test('kill -9 of the collector mid-transfer, 3 times: each image completes after
     corrupt: 0,
     lost: 0,
     partial_files_left: 0,
+    receipted: 0,
   };
   let node: Daemon | null = null;
   let collector: CollectorProcess | null = null;
@@ -101,6 +102,22 @@ test('kill -9 of the collector mid-transfer, 3 times: each image completes after
       else figures.corrupt += 1;
     }
     figures.lost = figures.images - figures.completed;
+    // The node knows: every image is receipted, so delivered on MQTT, and none is still owed.
+    const mqttDelivery = async (): Promise<{ delivered: number; pending: number; awaiting_receipt?: number }> =>
+      (
+        (await (await fetch(`${node?.httpUrl}/status`)).json()) as {
+          delivery: { mqtt: { delivered: number; pending: number; awaiting_receipt?: number } };
+        }
+      ).delivery.mqtt;
+    const delivery = await waitFor(
+      'every image receipted',
+      async () => {
+        const now = await mqttDelivery();
+        return now.delivered >= ROUNDS && now.pending === 0 && !now.awaiting_receipt ? now : null;
+      },
+      30_000,
+    ).catch(async () => mqttDelivery());
+    figures.receipted = delivery.delivered;
     figures.partial_files_left = (await filesUnder(join(out, '.partial'))).length;
     await recordFigures('collector kill -9', figures);
     assert.equal(figures.killed_mid_transfer, ROUNDS, 'every kill was mid-transfer');
@@ -108,6 +125,7 @@ test('kill -9 of the collector mid-transfer, 3 times: each image completes after
     assert.equal(figures.corrupt, 0);
     assert.equal(figures.lost, 0, 'every image completed');
     assert.equal(figures.partial_files_left, 0, 'no partial file left');
+    assert.equal(figures.receipted, ROUNDS, 'the node shows every image delivered (receipted)');
   } finally {
     collector?.child.kill('SIGKILL');
     await collector?.exited;
