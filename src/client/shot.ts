@@ -373,14 +373,12 @@ export async function runShot(client: MqttClient, options: ShotOptions): Promise
       nodeEntry(nodeId, known.get(nodeId), replies.get(nodeId) ?? null, images.get(nodeId) ?? new Map(), shotDir),
     ),
   });
-  if (options.outDir && shotDir) {
-    await fsPromises.mkdir(shotDir, { recursive: true });
-    await writeShotReport(options.outDir, report);
-  }
+  if (options.outDir) await writeShotReport(options.outDir, report);
   return report;
 }
 
 export async function writeShotReport(outDir: string, report: ShotReport): Promise<void> {
+  await fsPromises.mkdir(join(outDir, shotFolder(report.shot_id)), { recursive: true });
   await writeFileDurably(fsPromises, shotFile(outDir, report.shot_id), `${JSON.stringify(report, null, 2)}\n`);
 }
 
