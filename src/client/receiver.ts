@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, type Hash, randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { hashHandle, type Manifest } from '../delivery/manifest.js';
 import { isTopicLevel } from '../mqtt/topics.js';
-import { createHasher, type Hasher, type StreamHash } from './hasher.js';
 import { createSchemaRegistry } from '../schemas.js';
 import {
   type ChunkMap,
@@ -83,7 +82,7 @@ interface Transfer {
   count: number;
   writes: Set<Promise<void>>;
   /** The SHA-256 of chunks [0, hashed), fed as they come in order; later ones are read back from disk. */
-  hash: StreamHash;
+  hash: Hash;
   hashed: number;
   hashing: Promise<void>;
   /** A read-back is under way: chunks arriving meanwhile are hashed by it, from disk. */
@@ -101,8 +100,6 @@ const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const MAX_MISSING_PER_REQUEST = 5000;
 /** Chunk writes let overlap with reading the next messages: memory is this many chunks more, whatever the fleet. */
 const WRITE_WINDOW = 4;
-/** Bytes let wait for the hashing thread before the next message is read. */
-const HASH_BACKLOG_BYTES = 4 * 1024 * 1024;
 /** Bounds of the small maps kept beside the transfers. */
 const MAX_REMEMBERED = 1000;
 
@@ -170,8 +167,6 @@ export function createReceiver(options: ReceiverOptions) {
   const levels = prefix.split('/').length;
   const previousHandleMessage = client.handleMessage;
   let stopped = false;
-  /** SHA-256 off the main thread where there is a core for it; made at start, ended at stop. */
-  let hasher: Hasher = createHasher({ worker: false });
 
   // mqtt.js reads the next packet (and acknowledges this one) only when handleMessage calls back.
   // A manifest is handled before the next message; chunk writes overlap up to WRITE_WINDOW.
@@ -183,10 +178,9 @@ export function createReceiver(options: ReceiverOptions) {
     if (manifests.has(packet)) return void work.finally(release);
     writing.add(work);
     void work.finally(() => writing.delete(work));
-    if (writing.size <= WRITE_WINDOW && hasher.backlog() <= HASH_BACKLOG_BYTES) return release();
+    if (writing.size <= WRITE_WINDOW) return release();
     void (async () => {
       while (writing.size > WRITE_WINDOW) await Promise.race(writing);
-      await hasher.below(HASH_BACKLOG_BYTES);
       release();
     })();
   };
@@ -324,7 +318,7 @@ export function createReceiver(options: ReceiverOptions) {
       transfer.finishing = false;
       return armTimer(key, transfer);
     }
-    const sha256 = transfer.hashed === manifest.chunks ? await transfer.hash.digest() : (await hashHandle(transfer.handle)).sha256;
+    const sha256 = transfer.hashed === manifest.chunks ? transfer.hash.digest('hex') : (await hashHandle(transfer.handle)).sha256;
     if (sha256 !== manifest.sha256) {
       // Start over: a corrupted chunk cannot be told from a good one.
       fail(nodeId, manifest.filename, `checksum mismatch (got ${sha256.slice(0, 12)}…); asking for the whole image again`);
@@ -388,7 +382,7 @@ export function createReceiver(options: ReceiverOptions) {
         transfer.map[index] = 0;
         transfer.count -= 1;
         if (index < transfer.hashed) {
-          transfer.hash = hasher.create();
+          transfer.hash = createHash('sha256');
           transfer.hashed = 0;
         }
         fail(transfer.nodeId, manifest.filename, `cannot write chunk ${index}: ${err.message}`);
@@ -422,7 +416,7 @@ export function createReceiver(options: ReceiverOptions) {
       map: map ?? new Uint8Array(manifest.chunks),
       count: map ? map.reduce((n, v) => n + (v ? 1 : 0), 0) : 0,
       writes: new Set(),
-      hash: hasher.create(),
+      hash: createHash('sha256'),
       hashed: 0,
       hashing: Promise.resolve(),
       catchingUp: false,
@@ -583,7 +577,6 @@ export function createReceiver(options: ReceiverOptions) {
     /** Resumes partial images and listens, before the client connects (a session's queued messages come at once). */
     async prepare(): Promise<void> {
       stopped = false;
-      hasher = createHasher();
       await resume();
       client.handleMessage = gatedHandleMessage;
       client.on('message', onMessage);
@@ -619,8 +612,6 @@ export function createReceiver(options: ReceiverOptions) {
       early.clear();
       earlyBytes = 0;
       deferred.clear();
-      await hasher.stop();
-      hasher = createHasher({ worker: false });
     },
   };
 }
