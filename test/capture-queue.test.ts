@@ -136,6 +136,40 @@ describe('capture queue', () => {
     assert.equal(queue.size(), 0);
   });
 
+  test('a waiting job whose requester went away leaves the queue and never runs', async () => {
+    const queue = createCaptureQueue({ maxPending: 1 });
+    let release: () => void = () => undefined;
+    const first = queue.run(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+    );
+    const gone = new AbortController();
+    let ran = false;
+    const dropped = queue.run(
+      async () => {
+        ran = true;
+      },
+      { signal: gone.signal },
+    );
+    await tick();
+    assert.equal(queue.size(), 2);
+    gone.abort(new NodeError('cancelled', 'the HTTP client disconnected'));
+    await assert.rejects(dropped, isNodeError('cancelled'));
+    assert.equal(queue.size(), 1, 'its slot is free at once');
+    const next = queue.run(async () => 'next');
+    release();
+    await first;
+    assert.equal(await next, 'next');
+    assert.equal(ran, false);
+    await assert.rejects(
+      queue.run(async () => undefined, { signal: gone.signal }),
+      isNodeError('cancelled'),
+      'already gone: refused at once',
+    );
+  });
+
   test('idle resolves at once when empty, else when the last job settles', async () => {
     const queue = createCaptureQueue({ maxPending: 5 });
     await queue.idle();

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
+import { acceptReply, commandPayload, replyTopicFilter } from '../src/client/request.js';
 import { configProperties, envName } from '../src/config/config.js';
 import { collect, connectClient, request } from './helpers/mqtt.js';
 import { mosquittoMissing, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
@@ -330,6 +331,36 @@ describe('the Mosquitto config and ACL for a fleet (deploy/mosquitto)', {
     for (const collector of [atA, atAGroup, atB]) await collector.close();
   });
 
+  test('replies nobody can forge: a node may answer only under its own namespace, and controllers check it', async () => {
+    const camA = await login('cam-a');
+    const controller = await login('controller');
+    const replies = await collect(controller, replyTopicFilter('cameras', 'ctl-1'));
+    const forged = JSON.stringify({ id: 'c1', node_id: 'cam-b', action: 'capture', status: 'success' });
+    // cam-a answering for cam-b, on cam-b's reply topic: refused by the broker (0x87 not authorized).
+    await assert.rejects(camA.publishAsync('cameras/cam-b/res/ctl-1', forged, { qos: 1 }), { code: 0x87 });
+    // The old shared replies topic is closed to nodes too.
+    await assert.rejects(camA.publishAsync('cameras/replies/ctl-1', forged, { qos: 1 }), { code: 0x87 });
+    // Under its own namespace the broker lets it through, and the controller drops a reply whose
+    // node_id is not the topic's node level.
+    await camA.publishAsync('cameras/cam-a/res/ctl-1', forged, { qos: 1 });
+    const genuine = JSON.stringify({ id: 'c1', node_id: 'cam-a', action: 'capture', status: 'success' });
+    await camA.publishAsync('cameras/cam-a/res/ctl-1', genuine, { qos: 1 });
+    const arrived = await replies.waitFor((m) => m.json()['node_id'] === 'cam-a');
+    const accepted = replies.messages.map((m) => acceptReply('cameras', 'ctl-1', m.topic, m.payload)).filter((r) => r !== null);
+    assert.equal(arrived.length, 1);
+    assert.deepEqual(
+      replies.messages.map((m) => m.topic),
+      ['cameras/cam-a/res/ctl-1', 'cameras/cam-a/res/ctl-1'],
+      'the forgery for cam-b never reached the controller',
+    );
+    assert.deepEqual(
+      accepted.map((r) => r.node_id),
+      ['cam-a'],
+      'the reply naming another node is ignored',
+    );
+    await replies.close();
+  });
+
   test('a real node whose user is its id works under the ACL: commands, replies, image delivery, discovery', async () => {
     let camera: TestNode | null = null;
     try {
@@ -348,6 +379,14 @@ describe('the Mosquitto config and ACL for a fleet (deploy/mosquitto)', {
       const availability = await collect(homeAssistant, 'cameras/cam-a/availability');
       const reply = await request(controller, 'cameras', 'cam-a', { action: 'capture', deliver: 'mqtt' });
       assert.equal(reply['status'], 'success', JSON.stringify(reply));
+      // With reply_to, the node answers under its own namespace, which the ACL lets it write.
+      const routed = await collect(controller, replyTopicFilter('cameras', 'ctl-2'));
+      const status = commandPayload('status', {}, { requester: 'ctl-2' });
+      await controller.publishAsync('cameras/cam-a/cmd', JSON.stringify(status), { qos: 1 });
+      const [answer] = await routed.waitFor((m) => m.json()['id'] === status.id);
+      assert.equal(answer?.topic, 'cameras/cam-a/res/ctl-2');
+      assert.equal(acceptReply('cameras', 'ctl-2', answer?.topic ?? '', answer?.payload ?? '')?.status, 'success');
+      await routed.close();
       const [manifest] = await manifests.waitFor();
       assert.equal(manifest?.json()['filename'], (reply['file_info'] as { filename: string }).filename);
       const [config] = await discovery.waitFor();

@@ -183,12 +183,13 @@ test('the Capture button sends a capture command to the node with a fresh id per
   assert.equal(button['payload_press'], CAPTURE_PAYLOAD_PRESS);
   assert.equal(button['command_template'], CAPTURE_COMMAND_TEMPLATE);
   // Render the template the way Jinja would for two presses a millisecond apart.
-  const render = (ms: number) => JSON.parse(CAPTURE_COMMAND_TEMPLATE.replace(/\{\{.*?\}\}/, String(ms))) as Record<string, unknown>;
+  const render = (ms: number) => JSON.parse(CAPTURE_COMMAND_TEMPLATE.replace(/\{\{.*?\}\}/g, String(ms))) as Record<string, unknown>;
   const first = render(1_700_000_000_000);
   const second = render(1_700_000_000_001);
   assert.equal(first['action'], 'capture');
   assert.match(String(first['id']), /^ha-\d+$/);
   assert.notEqual(first['id'], second['id']);
+  assert.equal(first['sent_at'], 1_700_000_000_000, 'the press time, so a press held by the broker expires');
   assert.equal(button['retain'], false);
 });
 

@@ -111,8 +111,10 @@ test('a whole node: every topic its entities reference is published, templates r
   const replies = await collect(client, `cameras/${nodeId}/res`);
   cleanup(() => replies.close());
   await client.publishAsync(String(button['command_topic']), String(button['payload_press']), { qos: 1 });
-  const pressId = 'ha-1700000000000';
-  const rendered = String(button['command_template']).replace(/\{\{.*?\}\}/, pressId.slice(3));
+  // Rendered as Home Assistant would at the press: the time goes into the id and into sent_at.
+  const pressedAt = Date.now();
+  const pressId = `ha-${pressedAt}`;
+  const rendered = String(button['command_template']).replace(/\{\{.*?\}\}/g, String(pressedAt));
   await client.publishAsync(String(button['command_topic']), rendered, { qos: 1 });
   const answers = (await replies.waitFor((m) => m.json()['action'] === 'capture', 2, 30_000)).map((m) => m.json());
   for (const answer of answers) assert.equal(answer['status'], 'success', JSON.stringify(answer));

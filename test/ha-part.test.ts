@@ -4,6 +4,7 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { execa } from 'execa';
 import { MAIN } from './helpers/daemon.js';
 import { startEmbeddedBroker } from '../src/mqtt/broker.js';
+import { startTcpProxy } from './helpers/proxy.js';
 import pino from 'pino';
 import { EventBus } from '../src/events.js';
 import { createHomeAssistant } from '../src/ha/ha.js';
@@ -226,4 +227,43 @@ test('`camera-node ha-remove --broker URL --node ID` clears that node’s entiti
   const bare = await execa(process.execPath, [MAIN, 'ha-remove', '--broker', broker.url], { reject: false, timeout: 30_000 });
   assert.equal(bare.exitCode, 2);
   assert.match(`${bare.stdout}${bare.stderr}`, /--node ID/);
+  // A usage mistake in ha-remove's own options exits 2 as well, with the usage.
+  const noId = await execa(process.execPath, [MAIN, 'ha-remove', '--broker', broker.url, '--node'], { reject: false, timeout: 30_000 });
+  assert.equal(noId.exitCode, 2, noId.stderr);
+  assert.match(noId.stderr, /--node needs a node id[\s\S]*--broker URL/);
+});
+
+test('previews taken while offline do not pile up: only the latest is sent, once reconnected', async (t) => {
+  const broker = await startBroker();
+  const proxy = await startTcpProxy({ host: '127.0.0.1', port: broker.port });
+  const client = await connectAsync(proxy.url, { protocolVersion: 4, reconnectPeriod: 50 });
+  const watcher = await connectAsync(broker.url, { protocolVersion: 4 });
+  t.after(async () => {
+    await client.endAsync(true);
+    await watcher.endAsync();
+    await proxy.stop();
+    await broker.stop();
+  });
+  const events = new EventBus(logger);
+  const ha = part(client, events, { discovery: false });
+  await ha.start();
+  t.after(() => ha.stop());
+  const previews: Buffer[] = [];
+  watcher.on('message', (topic, payload) => {
+    if (topic === 'cameras/cam-a/preview' && payload.length > 0) previews.push(payload);
+  });
+  await watcher.subscribeAsync('cameras/cam-a/preview', { qos: 1 });
+
+  await proxy.cut();
+  await until(() => !client.connected, 'the client offline');
+  const shots = ['first', 'second', 'latest'].map((name) => Buffer.from(`\xff\xd8 ${name} \xff\xd9`, 'latin1'));
+  for (const preview of shots) events.emit('captured', { image, duration_ms: 10, metadata: null, preview });
+  assert.equal((client as unknown as { queue: unknown[] }).queue.length, 0, 'nothing queued in mqtt.js while offline');
+  await proxy.restore();
+  await until(() => previews.some((p) => p.equals(shots[2]!)), 'the latest preview after reconnecting', 10_000);
+  assert.deepEqual(
+    previews.map((p) => p.toString('latin1')),
+    [shots[2]!.toString('latin1')],
+    'the earlier ones were superseded',
+  );
 });

@@ -15,7 +15,6 @@ import {
   RECONNECT_MIN_MS,
 } from '../src/mqtt/client-options.js';
 import { createCommandHandler, type ActionDefinition, type Reply } from '../src/mqtt/command-handler.js';
-import { ReplyCache } from '../src/mqtt/dedupe.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../src/mqtt/broker.js';
 import { createSchemaRegistry } from '../src/schemas.js';
 import { collect, connectClient, request } from './helpers/mqtt.js';
@@ -127,50 +126,6 @@ describe('connection settings', () => {
       reconnectDelay(3, () => 1),
       Math.round(8 * RECONNECT_MIN_MS * 1.2),
     );
-  });
-});
-
-describe('reply cache', () => {
-  const limits = { windowMs: 1000, maxEntries: 3, maxBytes: 100 };
-  const weigh = (reply: string) => reply.length;
-
-  test('a reply is remembered within the window and forgotten after it', () => {
-    let now = 0;
-    const cache = new ReplyCache<string>(limits, weigh, () => now);
-    const reply = Promise.resolve('first');
-    cache.set('a', reply);
-    now = 1000;
-    assert.equal(cache.get('a'), reply);
-    now = 1001;
-    assert.equal(cache.get('a'), undefined);
-    assert.equal(cache.size, 0);
-  });
-
-  test('the entry count is bounded: the oldest ids go first', () => {
-    const cache = new ReplyCache<string>(limits, weigh, () => 0);
-    for (const id of ['a', 'b', 'c', 'd', 'e']) cache.set(id, Promise.resolve(id));
-    assert.equal(cache.size, 3);
-    assert.equal(cache.get('a'), undefined);
-    assert.equal(cache.get('b'), undefined);
-    assert.ok(cache.get('e'));
-  });
-
-  test('the settled replies are bounded in bytes; a running one is shared by its duplicates', async () => {
-    const cache = new ReplyCache<string>({ ...limits, maxEntries: 100 }, weigh, () => 0);
-    cache.set('big-1', Promise.resolve('x'.repeat(60)));
-    cache.set('big-2', Promise.resolve('y'.repeat(60)));
-    let finish: (value: string) => void = () => undefined;
-    const running = new Promise<string>((resolve) => {
-      finish = resolve;
-    });
-    cache.set('running', running);
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(cache.get('big-1'), undefined, 'the oldest reply made room');
-    assert.ok(cache.get('big-2'));
-    assert.equal(cache.weight, 60);
-    assert.equal(cache.get('running'), running, 'a duplicate of a running command waits for the same reply');
-    finish('done');
-    assert.equal(await cache.get('running'), 'done');
   });
 });
 
@@ -384,4 +339,21 @@ describe('over WebSockets', () => {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
     }
   });
+});
+
+test('an error on the embedded broker’s listening server is logged, not thrown (it would crash the node)', async () => {
+  const seen: string[] = [];
+  const logger = pino({ level: 'error' }, { write: (line: string) => void seen.push(line) });
+  const broker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger });
+  try {
+    assert.doesNotThrow(() => broker.server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' })));
+    assert.ok(
+      seen.some((line) => line.includes('EMFILE')),
+      'logged',
+    );
+    const client = await connectClient(broker.url);
+    await client.endAsync();
+  } finally {
+    await broker.stop();
+  }
 });

@@ -85,7 +85,7 @@ test('the flow subscribes to what a node publishes and commands the node’s top
   const published = [
     topics.availability,
     topics.telemetry,
-    topics.res,
+    `${topics.res}/node-red`,
     `${topics.images}/capture_20260101_120000.dng/manifest`,
     `${topics.images}/capture_20260101_120000.dng/chunk/7`,
   ];
@@ -94,17 +94,34 @@ test('the flow subscribes to what a node publishes and commands the node’s top
       filters.some((filter) => matches(filter, topic)),
       `nothing subscribes to ${topic}`,
     );
-  // The MQTT 5 response topic is under cameras/replies/, where the fleet ACL lets nodes answer.
-  assert.ok(filters.includes('cameras/replies/node-red'));
+  // Replies come under each node's own namespace (the ACL lets only that node write there), for
+  // this flow's requester: no shared replies topic any node could write to.
+  assert.ok(filters.includes('cameras/+/res/node-red'));
+  assert.ok(!filters.some((filter) => filter.includes('replies')));
   const acl = await readFile(new URL('../../deploy/mosquitto/acl', import.meta.url), 'utf8');
-  assert.match(acl, /^pattern write cameras\/replies\/#$/m);
-  // The capture command goes to the node's own command topic and asks for MQTT delivery.
+  assert.doesNotMatch(acl, /cameras\/replies/);
+  // The capture command goes to the node's own command topic, asks for MQTT delivery, says when it was
+  // sent and where to reply, and expires in the broker (MQTT 5).
   const command = flow.find((node) => node.id === 'capture-command');
   assert.match(String(command?.['func']), /`\$\{prefix\}\/\$\{nodeId\}\/cmd`/);
-  assert.match(String(command?.['func']), /action: 'capture', deliver: 'mqtt'/);
+  assert.match(String(command?.['func']), /action: 'capture', deliver: 'mqtt', sent_at: now, reply_to: requester/);
+  assert.match(String(command?.['func']), /msg\.messageExpiryInterval = \d+/);
   // Images are written by a file node, named by the reassembly.
   const writer = flow.find((node) => node.type === 'file');
   assert.equal(writer?.['filenameType'], 'msg');
   assert.equal(writer?.['overwriteFile'], 'true');
   assert.equal(writer?.['encoding'], 'none');
+});
+
+test('the flow takes a reply only from the node whose namespace it came on', async () => {
+  const match = (await load()).find((node) => node.id === 'match-reply');
+  const run = new Function('msg', 'node', 'flow', String(match?.['func'])) as (msg: unknown, node: unknown, flow: unknown) => unknown;
+  const store: Record<string, unknown> = {};
+  const flow = { get: (key: string) => store[key], set: (key: string, value: unknown) => (store[key] = value) };
+  const node = { status: () => undefined };
+  const reply = (nodeId: string) => ({ id: 'r1', node_id: nodeId, status: 'success', action: 'capture' });
+  store['pending'] = { r1: { node_id: 'pi-garden', at: Date.now() } };
+  assert.equal(run({ topic: 'cameras/pi-shed/res/node-red', payload: reply('pi-garden') }, node, flow), null, 'forged by pi-shed');
+  const taken = run({ topic: 'cameras/pi-garden/res/node-red', payload: reply('pi-garden') }, node, flow) as unknown[];
+  assert.ok(Array.isArray(taken) && taken[0], 'the genuine reply is matched');
 });

@@ -146,26 +146,35 @@ describe('camera-node capture, status and watch against the embedded broker', ()
 });
 
 describe('camera-node capture through Mosquitto (MQTT 5)', { skip: missingMosquitto ?? false }, () => {
-  test('the command names its reply route and send time; the image is received and receipted', async () => {
+  test("the command carries reply_to, sent_at and an expiry; the reply comes under the node's namespace; the image is receipted", async () => {
     const broker = await startMosquitto();
     const node = await startTestNode({ mqtt_url: broker.url, mqtt_protocol_version: 5 });
     const out = await tempDir('cli-out5');
     const monitor = await connectClient(broker.url, { protocolVersion: 5 });
     try {
       const commands = await collect(monitor, `cameras/${node.config.node_id}/cmd`);
-      const before = Date.now();
+      const resTopic = await collect(monitor, `cameras/${node.config.node_id}/res`);
+      const replies = await collect(monitor, 'cameras/+/res/+');
       const run = await camera(['capture', '--broker', broker.url, '--node', node.config.node_id, '--out', out, '--timeout', '30']).exited;
       assert.equal(run.code, 0, run.stderr);
       const [status, path] = outcomeLines(run.stdout).get(node.config.node_id) ?? [];
       assert.equal(status, 'ok');
       assert.ok((await readFile(path!)).equals(await stored(node, path!.split('/').at(-1)!)));
-      const [capture, receipt] = (await commands.waitFor(() => true, 2)).map((m) => m.json<Record<string, unknown>>());
-      assert.equal(capture!['action'], 'capture');
-      assert.match(String(capture!['reply_to']), /^cli_/);
-      assert.ok(Number(capture!['sent_at']) >= before, 'sent_at is the send time');
-      assert.equal(receipt!['action'], 'receipt', 'the image is receipted once it is on disk');
-      assert.equal(receipt!['filename'], path!.split('/').at(-1));
-      assert.equal(receipt!['collector'], capture!['reply_to']);
+      const [command, receipt] = await commands.waitFor(() => true, 2);
+      const sent = command!.json();
+      assert.equal(sent['action'], 'capture');
+      assert.match(String(sent['reply_to']), /^cli-/);
+      assert.equal(typeof sent['sent_at'], 'number');
+      const expiry = command!.packet.properties?.messageExpiryInterval ?? 0;
+      assert.ok(expiry > 0 && expiry <= 30, `the broker drops it once the CLI has given up (${expiry} s)`);
+      const [reply] = await replies.waitFor((m) => m.json()['action'] === 'capture');
+      assert.equal(reply!.topic, `cameras/${node.config.node_id}/res/${String(sent['reply_to'])}`);
+      assert.equal(reply!.json()['node_id'], node.config.node_id);
+      assert.equal(resTopic.messages.length, 0);
+      const receipted = receipt!.json();
+      assert.equal(receipted['action'], 'receipt', 'the image is receipted once it is on disk');
+      assert.equal(receipted['filename'], path!.split('/').at(-1));
+      assert.equal(receipted['collector'], sent['reply_to']);
     } finally {
       await monitor.endAsync();
       await node.stop();

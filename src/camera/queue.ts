@@ -11,14 +11,21 @@ export interface CaptureQueue {
    * while the job runs. Rejects at once with `busy` (details.pending) when the queue is full, and
    * with `shutting_down` once closed. A `front` job (a scheduled capture whose time has come) goes
    * ahead of the waiting ones and is never refused as busy: it was accepted when it was scheduled.
+   * A job whose own `signal` aborts while it waits (its HTTP client went away) leaves the queue at
+   * once and rejects with the signal's reason; once started, the job itself watches that signal.
    */
-  run<T>(job: (signal: AbortSignal) => Promise<T>, options?: { front?: boolean }): Promise<T>;
+  run<T>(job: (signal: AbortSignal) => Promise<T>, options?: RunOptions): Promise<T>;
   /** Running + waiting jobs. */
   size(): number;
   /** Refuses new jobs, rejects the waiting ones and aborts the running one. */
   close(reason: string): void;
   /** Resolves when no job runs or waits. */
   idle(): Promise<void>;
+}
+
+export interface RunOptions {
+  front?: boolean;
+  signal?: AbortSignal;
 }
 
 interface Waiting {
@@ -50,8 +57,10 @@ export function createCaptureQueue(options: CaptureQueueOptions): CaptureQueue {
   }
 
   return {
-    run<T>(job: (signal: AbortSignal) => Promise<T>, runOptions: { front?: boolean } = {}): Promise<T> {
+    run<T>(job: (signal: AbortSignal) => Promise<T>, runOptions: RunOptions = {}): Promise<T> {
       if (closedReason !== null) return Promise.reject(new NodeError('shutting_down', closedReason));
+      const caller = runOptions.signal;
+      if (caller?.aborted) return Promise.reject(caller.reason);
       if (!runOptions.front && running !== null && waiting.length >= options.maxPending) {
         return Promise.reject(
           new NodeError('busy', 'the camera is busy: too many captures queued', {
@@ -60,7 +69,15 @@ export function createCaptureQueue(options: CaptureQueueOptions): CaptureQueue {
         );
       }
       return new Promise<T>((resolve, reject) => {
+        let entry: Waiting;
+        const dropped = (): void => {
+          const index = waiting.indexOf(entry);
+          if (index === -1) return;
+          waiting.splice(index, 1);
+          reject(caller?.reason);
+        };
         const start = (): void => {
+          caller?.removeEventListener('abort', dropped);
           const controller = new AbortController();
           running = controller;
           // The slot is freed before the caller hears the outcome, so size() is already right for it.
@@ -82,13 +99,19 @@ export function createCaptureQueue(options: CaptureQueueOptions): CaptureQueue {
               },
             );
         };
-        if (runOptions.front) {
+        const refuse = (err: NodeError): void => {
+          caller?.removeEventListener('abort', dropped);
+          reject(err);
+        };
+        entry = { start, reject: refuse, front: runOptions.front ?? false };
+        if (entry.front) {
           // Behind earlier front jobs (scheduled ones keep their order), ahead of plain ones.
-          const firstPlain = waiting.findIndex((entry) => !entry.front);
-          waiting.splice(firstPlain === -1 ? waiting.length : firstPlain, 0, { start, reject, front: true });
+          const firstPlain = waiting.findIndex((other) => !other.front);
+          waiting.splice(firstPlain === -1 ? waiting.length : firstPlain, 0, entry);
         } else {
-          waiting.push({ start, reject, front: false });
+          waiting.push(entry);
         }
+        caller?.addEventListener('abort', dropped, { once: true });
         next();
       });
     },

@@ -34,10 +34,10 @@ export function parseCommandArgs<O extends ParseArgsConfig['options']>(argv: str
 const PROTOCOL_REFUSED = new Set([1, 132]);
 
 /**
- * Connects as a controller. MQTT 5 first, for response topics; a broker that refuses it (aedes, the
- * node's embedded broker, speaks 3.1.1 only) is asked again in 3.1.1, where replies are read from the
- * nodes' `res` topics. The password may come from the environment (MQTT_PASSWORD) so it does not show
- * in the process list.
+ * Connects as a controller. MQTT 5 first, for message expiry on commands; a broker that refuses it
+ * (aedes, the node's embedded broker, speaks 3.1.1 only) is asked again in 3.1.1. Replies come the
+ * same way in both: on `<prefix>/<node>/res/<requester>` (see request.ts). The password may come
+ * from the environment (MQTT_PASSWORD) so it does not show in the process list.
  */
 export async function connectBroker(values: BrokerValues): Promise<MqttClient> {
   const url = values.broker ?? process.env['MQTT_URL'];

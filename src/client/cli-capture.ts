@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseAt } from '../commands/schedule.js';
 import { connectBroker, parseCommandArgs, UsageError } from './cli-broker.js';
 import { shotFolder } from './receiver.js';
+import { newRequester } from './request.js';
 import { announcedFiles, NoNodesError, runShot, type ShotReport, type ShotTarget } from './shot.js';
 
 export const CAPTURE_USAGE = `camera-node capture --broker URL (--node ID ... | --all | --group NAME) [--out DIR] [options]
@@ -80,9 +80,8 @@ export async function runCapture(argv: string[]): Promise<number> {
   const prefix = values.prefix ?? 'cameras';
   const { at, count, interval_ms, ...settings } = buildSettings(values);
   const target: ShotTarget = values.node?.length ? [...new Set(values.node)] : values.all ? 'all' : `group:${values.group ?? ''}`;
-  const requester = `cli_${hostname()
-    .replace(/[^A-Za-z0-9_.-]/g, '_')
-    .slice(0, 40)}_${process.pid}`;
+  // Replies come on <prefix>/<node>/res/<requester>, under each node's own namespace.
+  const requester = newRequester('cli');
   const outDir = values.out ? resolve(values.out) : null;
   const tty = process.stderr.isTTY;
   const say = (message: string): void => void process.stderr.write(`${tty ? '\x1b[2K' : ''}${message}\n`);

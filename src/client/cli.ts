@@ -13,7 +13,13 @@ Removes the Home Assistant entities of the nodes (empty retained discovery confi
 `;
 
 async function runHaRemove(argv: string[]): Promise<number> {
-  const { nodeIds, all, rest } = parseHaRemoveArgs(argv);
+  let parsed: ReturnType<typeof parseHaRemoveArgs>;
+  try {
+    parsed = parseHaRemoveArgs(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { nodeIds, all, rest } = parsed;
   const { values } = parseCommandArgs(rest, { 'ha-prefix': { type: 'string', default: 'homeassistant' } });
   if (values.help) {
     process.stdout.write(HA_REMOVE_USAGE);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { writeFileDurably } from './partial.js';
 import { createReceiver, type ReceivedImage, type Receiver, shotFolder } from './receiver.js';
+import { commandPublishProperties } from './request.js';
 
 /** Who a shot is for: every node, a group's members, or nodes by id. */
 export type ShotTarget = 'all' | `group:${string}` | string[];
@@ -347,7 +348,9 @@ export async function runShot(client: MqttClient, options: ShotOptions): Promise
     const topics = Array.isArray(target)
       ? target.map((nodeId) => `${prefix}/${nodeId}/cmd`)
       : [`${prefix}/${group === null ? 'all' : `group/${group}`}/cmd`];
-    for (const topic of topics) await client.publishAsync(topic, JSON.stringify(command), { qos: 1 });
+    // MQTT 5: the broker drops the command once this shot has given up waiting for it.
+    const expiry = commandPublishProperties(client.options.protocolVersion === 5, options.timeoutMs / 1000);
+    for (const topic of topics) await client.publishAsync(topic, JSON.stringify(command), { qos: 1, ...expiry });
     options.onEvent?.({ type: 'sent', shot_id: id, asked: [...expected] });
     timer = setTimeout(finished, options.timeoutMs);
     check();

@@ -27,17 +27,20 @@ export interface RunPlanDeps {
  * between frames. A frame whose turn comes late (the one before overran) fires at once, with its
  * lateness reported.
  */
+/** The request's signal, so a frame still waiting in the queue is dropped when the requester goes away. */
+const waitSignal = (deps: RunPlanDeps): { signal?: AbortSignal } => (deps.signal ? { signal: deps.signal } : {});
+
 export async function runCapturePlan(plan: CapturePlan, deps: RunPlanDeps): Promise<CaptureResult> {
   const { queue, scheduler } = deps;
   if (plan.at === null && plan.count === 1) {
-    return (await queue.run((signal) => deps.captureFrame(plan.settings, undefined, signal))).result;
+    return (await queue.run((signal) => deps.captureFrame(plan.settings, undefined, signal), waitSignal(deps))).result;
   }
   const ticket = scheduler.enter();
   try {
     if (plan.count === 1 && plan.at !== null) {
       const at = plan.at;
       await ticket.waitForTurn(at, deps.signal);
-      return (await queue.run((signal) => deps.captureFrame(plan.settings, at, signal), { front: true })).result;
+      return (await queue.run((signal) => deps.captureFrame(plan.settings, at, signal), { front: true, ...waitSignal(deps) })).result;
     }
     return await runBurst(plan, deps, ticket.waitForTurn);
   } finally {
@@ -68,11 +71,11 @@ async function runBurst(
     try {
       let frame: FrameDone;
       if (at === undefined) {
-        frame = await deps.queue.run((signal) => deps.captureFrame(plan.settings, undefined, signal));
+        frame = await deps.queue.run((signal) => deps.captureFrame(plan.settings, undefined, signal), waitSignal(deps));
         base = frame.triggeredAt;
       } else {
         await waitForTurn(at, deps.signal);
-        frame = await deps.queue.run((signal) => deps.captureFrame(plan.settings, at, signal), { front: true });
+        frame = await deps.queue.run((signal) => deps.captureFrame(plan.settings, at, signal), { front: true, ...waitSignal(deps) });
       }
       done.push({ index, frame });
       const { result } = frame;

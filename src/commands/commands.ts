@@ -114,6 +114,11 @@ export function createCommands(options: CommandsOptions): Commands {
   }
 
   function recordFailure(error: NodeError, context: CommandContext): void {
+    // Dropped before it ran, its requester gone: nothing failed.
+    if (error.code === 'cancelled') {
+      logger.info({ source: context.source, request_id: context.requestId }, 'capture dropped: its requester went away');
+      return;
+    }
     counters.failed++;
     counters.last_error = `${error.code}: ${error.message}`;
     // A refused request (busy, stopping) is not a camera failure worth an event for every retry.
@@ -146,6 +151,7 @@ export function createCommands(options: CommandsOptions): Commands {
           captureFrame: async (settings, at, queueSignal) => {
             const signal = context.signal ? AbortSignal.any([queueSignal, context.signal]) : queueSignal;
             try {
+              await context.started?.();
               return await captureNow(settings, { ...context, deliver }, signal, at);
             } catch (err) {
               // Each failed frame of a burst counts (and is announced) on its own.

@@ -10,6 +10,11 @@ export interface CommandContext {
   requestId?: string;
   /** Aborts a queued or running capture (e.g. the HTTP client went away, the node is stopping). */
   signal?: AbortSignal;
+  /**
+   * Called just before the command has its effect (a capture: when its turn in the queue has come),
+   * resolving once that is recorded: MQTT's journal of commands that ran (see mqtt/journal.ts).
+   */
+  started?: () => Promise<void>;
   /** Where a capture's image goes once stored (set by the command layer from the request). */
   deliver?: DeliveryChannel | 'none';
 }

@@ -47,11 +47,14 @@ export const haStatusTopic = (haPrefix: string): string => `${haPrefix}/status`;
  * The capture command a press sends. Home Assistant cannot give each press a fresh id from a static
  * `payload_press`, and the MQTT plane drops a repeated id within its dedupe window as a retry, so a
  * constant id would make the second press a no-op. The button therefore carries a `command_template`
- * that renders the press time into the id (`now()` is available in MQTT command templates);
+ * that renders the press time into the id (`now()` is available in MQTT command templates), and into
+ * `sent_at`, so a press that waited in the broker while the node was away is refused as expired
+ * rather than captured late (Home Assistant's MQTT client speaks 3.1.1: no message expiry).
  * `payload_press` (no id: the plane treats it as a fresh command) is what a template-less consumer sees.
  */
 export const CAPTURE_PAYLOAD_PRESS = '{"action":"capture"}';
-export const CAPTURE_COMMAND_TEMPLATE = '{"action":"capture","id":"ha-{{ (now().timestamp() * 1000) | int }}"}';
+const PRESS_MS = '{{ (now().timestamp() * 1000) | int }}';
+export const CAPTURE_COMMAND_TEMPLATE = `{"action":"capture","id":"ha-${PRESS_MS}","sent_at":${PRESS_MS}}`;
 
 /**
  * Fields of the retained telemetry message (schemas/telemetry.schema.json) as the entities read them

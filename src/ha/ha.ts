@@ -56,6 +56,8 @@ export function createHomeAssistant(options: HomeAssistantOptions): HomeAssistan
   let republishTimer: NodeJS.Timeout | null = null;
   let lastSensor: string | null = null;
   let stopped = false;
+  /** The latest preview taken while offline: sent on the next connect (older ones are superseded). */
+  let heldPreview: Buffer | null = null;
 
   const track = <T>(promise: Promise<T>, what: string): void => {
     const guarded = promise.catch((err: unknown) => logger.warn({ err, what }, 'Home Assistant publish failed'));
@@ -112,6 +114,13 @@ export function createHomeAssistant(options: HomeAssistantOptions): HomeAssistan
     track(publishDiscovery(), 'discovery');
   };
 
+  const sendHeldPreview = (): void => {
+    const mqtt = client;
+    if (!heldPreview || !mqtt || stopped) return;
+    track(mqtt.publishAsync(topics.preview, heldPreview, { qos: 1, retain: true }), 'preview');
+    heldPreview = null;
+  };
+
   return {
     publishDiscovery,
     async start() {
@@ -119,9 +128,16 @@ export function createHomeAssistant(options: HomeAssistantOptions): HomeAssistan
       client = mqtt;
       options.events.on(OWNER, 'captured', (event) => {
         if (!event.preview || stopped) return;
+        // Offline, mqtt.js would queue every QoS 1 publish until the broker is back: a timelapse
+        // would pile previews up in memory. Only the latest counts (it is retained), so hold that one.
+        if (!mqtt.connected) {
+          heldPreview = event.preview;
+          return;
+        }
         // Retained: Home Assistant and dashboards that subscribe later still get the latest preview.
         track(mqtt.publishAsync(topics.preview, event.preview, { qos: 1, retain: true }), 'preview');
       });
+      mqtt.on('connect', sendHeldPreview);
       if (!options.discovery) {
         track(removeDiscovery(mqtt), 'discovery removal');
         return;
@@ -145,6 +161,8 @@ export function createHomeAssistant(options: HomeAssistantOptions): HomeAssistan
       if (!mqtt) return;
       mqtt.off('message', onMessage);
       mqtt.off('connect', onConnect);
+      mqtt.off('connect', sendHeldPreview);
+      heldPreview = null;
       if (options.discovery && mqtt.connected) track(mqtt.unsubscribeAsync(statusTopic), 'unsubscribe');
       // Discovery stays retained on purpose: on shutdown the entities go unavailable (the node's
       // availability says offline), they do not vanish from Home Assistant.

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { CaptureParams, Commands } from '../commands/types.js';
 import { NodeError } from '../errors.js';
 import { readSchema } from '../schemas.js';
+import { clientGone } from './abort.js';
 
 const DNG_TYPE = 'image/x-adobe-dng';
 
@@ -53,7 +54,7 @@ export function registerRoutes(app: FastifyInstance, commands: Commands, limits:
       const { return_file: returnFile, ...settings } = request.query;
       if (returnFile && (settings.count ?? 1) > 1)
         throw new NodeError('bad_request', 'return_file cannot be used with a burst (count > 1): fetch the files from GET /images');
-      const result = await commands.capture(settings, { source: 'http', requestId: request.id });
+      const result = await commands.capture(settings, { source: 'http', requestId: request.id, signal: clientGone(reply) });
       if (!returnFile) return result;
       return sendImage(reply, result.file_info.filepath, result.file_info.filename);
     },

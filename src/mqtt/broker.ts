@@ -1,4 +1,4 @@
-import { createServer, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 import type { Logger } from 'pino';
@@ -7,6 +7,8 @@ export interface EmbeddedBroker {
   /** `mqtt://host:port` to connect to (loopback when listening on every address). */
   url: string;
   port: number;
+  /** The listening TCP server. */
+  server: Server;
   stop(): Promise<void>;
 }
 
@@ -43,12 +45,16 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       resolve();
     });
   });
+  // Once listening, a server error (EMFILE when accepting a connection) must not crash the node:
+  // without a listener, an 'error' event is thrown. The server goes on listening.
+  server.on('error', (err) => logger.error({ err }, 'embedded broker server error'));
   const { port } = server.address() as AddressInfo;
   const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
   let stopped: Promise<void> | null = null;
   return {
     url: `mqtt://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
+    server,
     stop() {
       stopped ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -24,6 +24,8 @@ export function preciseNow(): number {
 
 /** Below this much left, the wait spins rather than arm a timer that cannot resolve it. */
 export const SPIN_MS = 1;
+/** Longest single timer of a wait: how soon a wall-clock step is noticed. */
+export const STEP_MS = 10_000;
 
 /**
  * Resolves at `at` (epoch ms) on this machine's clock, at once when it has passed. Rejects with the
@@ -56,8 +58,10 @@ export function waitUntil(at: number, signal?: AbortSignal, now: () => number = 
     const step = (): void => {
       timer = null;
       const left = at - now();
-      // Aimed at the instant itself: a timer that fires early is re-armed, or left to the spin.
-      if (left > SPIN_MS) timer = setTimeout(step, left);
+      // Aimed at the instant itself: a timer that fires early is re-armed, or left to the spin. The
+      // timer measures monotonic time and `at` is wall-clock time: a long wait is taken in steps of
+      // at most STEP_MS, so a wall-clock step (NTP setting a Pi's clock) is noticed soon, both ways.
+      if (left > SPIN_MS) timer = setTimeout(step, Math.min(left, STEP_MS));
       else spin();
     };
     signal?.addEventListener('abort', onAbort, { once: true });

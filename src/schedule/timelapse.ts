@@ -44,6 +44,8 @@ export interface Timelapse {
 
 const TIME_OF_DAY = /^([01]\d|2[0-3]):([0-5]\d)$/;
 const DAY_MS = 86_400_000;
+/** Longest single timer of the timelapse: how soon a wall-clock step is noticed. */
+const MAX_WAIT_MS = 10_000;
 
 export function minutesOfDay(text: string): number {
   const match = TIME_OF_DAY.exec(text);
@@ -94,13 +96,29 @@ export function createTimelapse(options: TimelapseOptions): Timelapse {
     if (stopped) return;
     const tick = nextTick(after, intervalMs, window);
     nextAt = tick;
-    timer = setTimeout(() => fire(tick), Math.max(0, tick - leadMs - now()));
+    // Durations run on the monotonic clock (timers), ticks on the wall clock: a long wait is taken
+    // in steps, each one rereading the wall clock, so a clock step is noticed within MAX_WAIT_MS.
+    timer = setTimeout(() => wake(tick), Math.min(Math.max(0, tick - leadMs - now()), MAX_WAIT_MS));
+  }
+
+  function wake(tick: number): void {
+    timer = null;
+    if (stopped) return;
+    const t = now();
+    // Not yet: a step of a long wait, or the clock stepped back. Re-reading the grid from the clock
+    // gives the same tick in the first case and the one the new time calls for in the second.
+    if (t < tick - leadMs) arm(t + leadMs);
+    else fire(tick);
   }
 
   function fire(tick: number): void {
-    timer = null;
-    if (stopped) return;
-    arm(tick + 1);
+    const t = now();
+    if (t - tick > intervalMs)
+      logger.warn({ tick: new Date(tick).toISOString(), late_ms: Math.round(t - tick) }, 'timelapse re-anchored: the clock jumped ahead');
+    // Fired late (a forward clock step, a suspended machine): the missed ticks are not caught up,
+    // however far the clock jumped. One capture now, then the grid from half an interval on, so the
+    // late capture is not followed at once by a tick it would still be busy with.
+    arm(t > tick ? t + intervalMs / 2 : tick + 1);
     if (running) {
       // The previous capture is still going: a timelapse that piles up captures helps nobody.
       counts.skipped++;

@@ -213,7 +213,7 @@ describe('the Node-RED flow (deploy/node-red/flows.json)', {
   });
 });
 
-describe('the Node-RED flow over MQTT 5 (Mosquitto): replies on the response topic', {
+describe("the Node-RED flow over MQTT 5 (Mosquitto): replies under the node's namespace", {
   skip: !RED_JS ? 'node-red is not installed (npm install -D node-red)' : (mosquittoMissing() ?? false),
 }, () => {
   let broker: Mosquitto;
@@ -244,11 +244,11 @@ describe('the Node-RED flow over MQTT 5 (Mosquitto): replies on the response top
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('the capture command carries a response topic; the node answers there, the flow matches it', async () => {
+  test('the capture command carries reply_to, sent_at and an expiry; the node answers under its namespace, the flow matches it', async () => {
     const watcher = await connectClient(broker.url, { protocolVersion: 5 });
     try {
       const commands = await collect(watcher, `cameras/${camera.config.node_id}/cmd`);
-      const replies = await collect(watcher, 'cameras/replies/node-red');
+      const replies = await collect(watcher, `cameras/${camera.config.node_id}/res/node-red`);
       const plain = await collect(watcher, `cameras/${camera.config.node_id}/res`);
       const injected = await fetch(`${red.adminUrl}/inject/capture-inject`, { method: 'POST' });
       assert.equal(injected.status, 200, await injected.text());
@@ -256,10 +256,11 @@ describe('the Node-RED flow over MQTT 5 (Mosquitto): replies on the response top
       const [command] = await commands.waitFor();
       assert.ok(command);
       const id = command.json()['id'];
-      assert.equal(command.packet.properties?.responseTopic, 'cameras/replies/node-red');
+      assert.equal(command.json()['reply_to'], 'node-red');
+      assert.equal(typeof command.json()['sent_at'], 'number');
+      assert.ok((command.packet.properties?.messageExpiryInterval ?? 0) > 0, 'the broker may drop it once stale');
       const [reply] = await replies.waitFor((m) => m.json()['id'] === id);
       assert.ok(reply);
-      assert.equal(reply.packet.properties?.correlationData?.toString(), id);
       await red.waitFor(/PROBE .*"probe":"capture-ok"/, 'matched capture reply');
       assert.equal(probes(red.lines, 'capture-ok')[0]?.['id'], id);
       await red.waitFor(/PROBE .*"probe":"image-saved"/, 'saved image');
@@ -269,7 +270,7 @@ describe('the Node-RED flow over MQTT 5 (Mosquitto): replies on the response top
           await readFile(join(camera.config.capture_dir, filename)),
         ),
       );
-      // The reply went to the response topic only.
+      // The reply went to the requester's topic only.
       assert.deepEqual(
         plain.messages.map((m) => m.json()['id']),
         [],

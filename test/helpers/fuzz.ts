@@ -29,6 +29,7 @@ export function hostileStrings(t: HostileTargets): string[] {
     '.',
     '.tmp',
     '.camera-node-state.json',
+    '.camera-node-commands.jsonl',
     '.outbox/x.json',
     `%2e%2e%2f${t.sentinelImage}`,
     `..%2F..%2F${t.sentinelImage}`,
