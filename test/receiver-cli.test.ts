@@ -25,13 +25,13 @@ function camera(args: string[]) {
 
 const stored = (node: TestNode, filename: string): Promise<Buffer> => readFile(join(node.config.capture_dir, filename));
 
-/** The `node<TAB>ok|FAILED<TAB>what` lines of a capture, by node. */
+/** The `node<TAB>ok|FAILED<TAB>what` lines of a capture, by node (the `#` lines are the report). */
 function outcomeLines(stdout: string): Map<string, string[]> {
   return new Map(
     stdout
       .trim()
       .split('\n')
-      .filter(Boolean)
+      .filter((line) => line && !line.startsWith('#'))
       .map((line) => {
         const [node = '', ...rest] = line.split('\t');
         return [node, rest];
@@ -55,14 +55,24 @@ describe('camera-node capture, status and watch against the embedded broker', ()
     await rm(out, { recursive: true, force: true });
   });
 
-  test('capture --node saves the verified image under <out>/<node>/ and exits 0', async () => {
+  test('capture --node saves the verified image under <out>/<shot>/<node>/ with shot.json, and exits 0', async () => {
     const run = await camera(['capture', '--broker', a.node.mqttUrl!, '--node', a.config.node_id, '--out', out, '--timeout', '30']).exited;
     assert.equal(run.code, 0, run.stderr);
     const [status, path] = outcomeLines(run.stdout).get(a.config.node_id) ?? [];
     assert.equal(status, 'ok');
-    assert.ok(path?.startsWith(join(out, a.config.node_id)), path);
+    const shot = /^# shot (cli-\S+):/m.exec(run.stdout)?.[1];
+    assert.ok(shot, run.stdout);
+    assert.equal(path, join(out, shot, a.config.node_id, path!.split('/').at(-1)!));
     assert.ok((await readFile(path!)).equals(await stored(a, path!.split('/').at(-1)!)), 'byte-identical');
     assert.match(run.stderr, /sha256 verified/);
+    assert.match(run.stdout, /^# shot cli-\S+: 1 asked, 1 answered, 1 delivered, 0 failed, 0 missing$/m);
+    const report = JSON.parse(await readFile(join(out, shot, 'shot.json'), 'utf8')) as {
+      nodes: Array<{ node_id: string; delivered: boolean }>;
+    };
+    assert.deepEqual(
+      report.nodes.map((n) => [n.node_id, n.delivered]),
+      [[a.config.node_id, true]],
+    );
   });
 
   test('capture --all learns the fleet from retained availability and waits for every image', async () => {
@@ -136,7 +146,7 @@ describe('camera-node capture, status and watch against the embedded broker', ()
 });
 
 describe('camera-node capture through Mosquitto (MQTT 5)', { skip: missingMosquitto ?? false }, () => {
-  test("the command carries reply_to, sent_at and an expiry; the reply comes under the node's namespace", async () => {
+  test("the command carries reply_to, sent_at and an expiry; the reply comes under the node's namespace; the image is receipted", async () => {
     const broker = await startMosquitto();
     const node = await startTestNode({ mqtt_url: broker.url, mqtt_protocol_version: 5 });
     const out = await tempDir('cli-out5');
@@ -150,16 +160,21 @@ describe('camera-node capture through Mosquitto (MQTT 5)', { skip: missingMosqui
       const [status, path] = outcomeLines(run.stdout).get(node.config.node_id) ?? [];
       assert.equal(status, 'ok');
       assert.ok((await readFile(path!)).equals(await stored(node, path!.split('/').at(-1)!)));
-      const [command] = await commands.waitFor();
+      const [command, receipt] = await commands.waitFor(() => true, 2);
       const sent = command!.json();
+      assert.equal(sent['action'], 'capture');
       assert.match(String(sent['reply_to']), /^cli-/);
       assert.equal(typeof sent['sent_at'], 'number');
       const expiry = command!.packet.properties?.messageExpiryInterval ?? 0;
       assert.ok(expiry > 0 && expiry <= 30, `the broker drops it once the CLI has given up (${expiry} s)`);
-      const [reply] = await replies.waitFor();
+      const [reply] = await replies.waitFor((m) => m.json()['action'] === 'capture');
       assert.equal(reply!.topic, `cameras/${node.config.node_id}/res/${String(sent['reply_to'])}`);
       assert.equal(reply!.json()['node_id'], node.config.node_id);
       assert.equal(resTopic.messages.length, 0);
+      const receipted = receipt!.json();
+      assert.equal(receipted['action'], 'receipt', 'the image is receipted once it is on disk');
+      assert.equal(receipted['filename'], path!.split('/').at(-1));
+      assert.equal(receipted['collector'], sent['reply_to']);
     } finally {
       await monitor.endAsync();
       await node.stop();

@@ -149,8 +149,9 @@ describe('receiver', () => {
     const image = await r.next();
     assert.ok((await readFile(image.path)).equals(source.bytes));
     assert.ok(asks.commands.length >= 1, 'the receiver asked');
-    assert.deepEqual({ ...asks.commands[0], id: 'x' }, { id: 'x', action: 'send', filename: NAME, chunks: [2] });
+    assert.deepEqual({ ...asks.commands[0], id: 'x', sent_at: 0 }, { id: 'x', action: 'send', sent_at: 0, filename: NAME, chunks: [2] });
     assert.match(String(asks.commands[0]!['id']), /.+/, 'the request carries an id');
+    assert.equal(typeof asks.commands[0]!['sent_at'], 'number', 'and when it was sent, so a stale one is not acted on');
   });
 
   test('a corrupted chunk fails the checksum; the whole image is asked for again and nothing bad is kept', async (t) => {

@@ -1,8 +1,8 @@
 import { parseHaRemoveArgs, removeHaDiscovery } from '../ha/remove.js';
 import { connectBroker, parseCommandArgs, UsageError } from './cli-broker.js';
 import { CAPTURE_USAGE, runCapture } from './cli-capture.js';
+import { COLLECT_USAGE, runCollect } from './cli-collect.js';
 import { runStatus, STATUS_USAGE } from './cli-status.js';
-import { runWatch, WATCH_USAGE } from './cli-watch.js';
 
 import { type ClientCommand, isClientCommand } from './names.js';
 
@@ -39,7 +39,9 @@ async function runHaRemove(argv: string[]): Promise<number> {
 
 const COMMANDS: Record<ClientCommand, { run: (argv: string[]) => Promise<number>; usage: string }> = {
   capture: { run: runCapture, usage: CAPTURE_USAGE },
-  watch: { run: (argv) => runWatch(argv), usage: WATCH_USAGE },
+  collect: { run: (argv) => runCollect(argv), usage: COLLECT_USAGE },
+  // The earlier name of collect.
+  watch: { run: (argv) => runCollect(argv), usage: COLLECT_USAGE },
   status: { run: runStatus, usage: STATUS_USAGE },
   'ha-remove': { run: runHaRemove, usage: HA_REMOVE_USAGE },
 };
