@@ -84,6 +84,20 @@ describe('command journal', () => {
     await journal.close();
   });
 
+  test('a command still running is remembered past the window and the entry bound', () => {
+    let now = 0;
+    const journal = CommandJournal.inMemory<Reply>({ windowMs: 1_000, maxEntries: 3, maxBytes: 10_000 }, logger, () => now);
+    const running = new Promise<Reply>(() => undefined);
+    journal.begin('scheduled', running, true);
+    for (let i = 0; i < 10; i++) {
+      journal.begin(`quick-${i}`, Promise.resolve(success(`quick-${i}`)), true);
+      journal.finish(`quick-${i}`, success(`quick-${i}`));
+    }
+    now = 3_600_000;
+    assert.equal(journal.get('scheduled'), running, 'a repeat still waits for it');
+    assert.equal(journal.get('quick-9'), undefined);
+  });
+
   test('a torn or corrupt line is skipped; the rest is read', async () => {
     const file = fresh();
     const journal = await openAt(file);

@@ -94,7 +94,7 @@ export class CommandJournal<R extends StoredReply> {
   get(id: string): Promise<R> | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
-    if (this.now() - entry.at > this.options.limits.windowMs) {
+    if (entry.settled && this.now() - entry.at > this.options.limits.windowMs) {
       this.remove(id, entry);
       return undefined;
     }
@@ -169,8 +169,11 @@ export class CommandJournal<R extends StoredReply> {
   private prune(): void {
     const { windowMs, maxEntries, maxBytes } = this.options.limits;
     const now = this.now();
-    // Map keeps insertion order: the first entries are the oldest.
+    // Map keeps insertion order: the first entries are the oldest. A command still running is kept
+    // whatever its age (a capture scheduled far ahead): forgetting it would let a repeat run it
+    // again; there are at most MQTT_MAX_IN_FLIGHT of them.
     for (const [id, entry] of this.entries) {
+      if (!entry.settled) continue;
       const over = this.entries.size > maxEntries || this.bytes > maxBytes;
       if (!over && now - entry.at <= windowMs) break;
       this.remove(id, entry);
