@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { createReceiver, type ReceivedImage } from '../src/client/receiver.js';
 import { chunkSizeFor, imageTopics } from '../src/delivery/manifest.js';
@@ -76,7 +76,9 @@ describe('chunked MQTT delivery through the embedded broker', () => {
     const [manifest] = await manifests.waitFor();
     assert.ok(validManifest(manifest!.json()), JSON.stringify(validManifest.errors));
     assert.equal(manifest!.json()['chunks'], 96);
-    assert.deepEqual((await readdir(join(outDir, node.config.node_id))).sort(), [STORED], 'no temp file left');
+    // Sent for a command, so filed under its id: <out>/<request id>/<node>/<file>.
+    assert.equal(dirname(received.path), join(outDir, String(reply['id']), node.config.node_id));
+    assert.deepEqual((await readdir(dirname(received.path))).sort(), [STORED], 'no temp file left');
   });
 
   test('chunks the broker drops are asked for again and recovered', async () => {
