@@ -76,7 +76,8 @@ describe('chunked MQTT delivery through the embedded broker', () => {
     const [manifest] = await manifests.waitFor();
     assert.ok(validManifest(manifest!.json()), JSON.stringify(validManifest.errors));
     assert.equal(manifest!.json()['chunks'], 96);
-    // A send with an id is filed under that id, as a shot: the folder holds the image and nothing else.
+    // Sent for a command, so filed under its id: <out>/<request id>/<node>/<file>.
+    assert.equal(dirname(received.path), join(outDir, String(reply['id']), node.config.node_id));
     assert.deepEqual((await readdir(dirname(received.path))).sort(), [STORED], 'no temp file left');
   });
 
