@@ -26,6 +26,7 @@ import { createSchemaRegistry } from './schemas.js';
 import { createImageStore } from './storage/store.js';
 import { CLOCK_CHECK_INTERVAL_MS, createClockMonitor } from './schedule/clock-health.js';
 import { createTelemetry } from './telemetry/sampler.js';
+import { createNodePage, NODE_PAGE_OPEN_PATHS } from './web/node-page.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
@@ -221,8 +222,11 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
     metrics.start();
     stops.push({ name: 'metrics', stop: async () => metrics.stop() });
 
+    const page = createNodePage({ events: bus, commands, statusIntervalMs: config.status_sample_interval_s * 1000 });
+    stops.push({ name: 'web page', stop: async () => page.stop() });
     const app = await createHttpServer({
-      plugins: [metrics.plugin],
+      plugins: [metrics.plugin, page.plugin],
+      openPaths: NODE_PAGE_OPEN_PATHS,
       commands,
       logger,
       corsOrigins: config.cors_origins,

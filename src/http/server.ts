@@ -19,6 +19,8 @@ export interface HttpServerOptions {
   maxLogLines: number;
   /** Extra routes from optional parts (e.g. /metrics), registered on the same instance. */
   plugins?: Array<(app: FastifyInstance) => void>;
+  /** Paths served without the token besides /health (the web page's files: its API calls carry it). */
+  openPaths?: readonly string[];
 }
 
 /**
@@ -106,7 +108,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   // Not strict: an OPTIONS request without the CORS headers is answered, not refused with a text body.
   await app.register(cors, { origin: origins.includes('*') ? '*' : origins, methods: ['GET', 'POST', 'DELETE'], strictPreflight: false });
   if (options.rateLimit > 0) app.addHook('onRequest', createRateLimiter({ perMinute: options.rateLimit }));
-  if (options.httpToken) app.addHook('onRequest', bearerAuth(options.httpToken, ['/health']));
+  if (options.httpToken) app.addHook('onRequest', bearerAuth(options.httpToken, ['/health', ...(options.openPaths ?? [])]));
 
   registerRoutes(app, options.commands, { maxLogLines: options.maxLogLines });
   for (const plugin of options.plugins ?? []) plugin(app);
