@@ -10,6 +10,8 @@ export const ERROR_CATALOGUE = {
   not_found: 404,
   payload_too_large: 413,
   rate_limited: 429,
+  /** A command too old to run (`sent_at`, `expires_at`, a scheduled capture's `at`): nobody waits for it any more. */
+  expired: 410,
   busy: 503,
   camera_unavailable: 503,
   camera_failed: 500,
@@ -18,6 +20,8 @@ export const ERROR_CATALOGUE = {
   storage_failed: 500,
   delivery_failed: 502,
   shutting_down: 503,
+  /** The node stopped (a crash, a power cut) while running the command: it may have had its effect, and is not run again. */
+  interrupted: 500,
   internal: 500,
 } as const;
 
@@ -45,5 +49,21 @@ export function toNodeError(err: unknown): NodeError {
   if (err instanceof NodeError) return err;
   return new NodeError('internal', 'internal error', { cause: err });
 }
+
+/**
+ * Codes that mean the command did not run: it was turned away before doing anything. A retry with
+ * the same id must run, so these are answered but never remembered against the id.
+ */
+export const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'bad_request',
+  'invalid_filename',
+  'unauthorized',
+  'payload_too_large',
+  'rate_limited',
+  'expired',
+  'busy',
+  'camera_unavailable',
+  'shutting_down',
+]);
 
 export const isErrorCode = (value: unknown): value is ErrorCode => typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);

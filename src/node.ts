@@ -17,6 +17,7 @@ import { createHttpServer } from './http/server.js';
 import { createNodeLogger } from './logs/logger.js';
 import type { NodeLogger } from './logs/types.js';
 import { startEmbeddedBroker } from './mqtt/broker.js';
+import { JOURNAL_FILE } from './mqtt/journal.js';
 import { createMqttPlane, type MqttPlane } from './mqtt/plane.js';
 import { createMqttDelivery } from './delivery/mqtt-delivery.js';
 import { createHomeAssistant } from './ha/ha.js';
@@ -266,6 +267,8 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
         embedded,
         schemas,
         telemetryExtras: () => ({ ...telemetry.details(), clock: clock.snapshot() }),
+        journalPath: join(resolve(config.capture_dir), JOURNAL_FILE),
+        clock: () => clock.snapshot(),
       });
       mqttPlane = plane;
       const delivery = createMqttDelivery({

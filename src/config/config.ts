@@ -50,6 +50,9 @@ export interface Config {
   mqtt_topic_prefix: string;
   mqtt_session_expiry_s: number;
   mqtt_max_command_bytes: number;
+  max_command_age_s: number;
+  mqtt_max_in_flight: number;
+  mqtt_rate_limit: number;
   groups: string[];
   telemetry_interval_s: number;
   deliver: 'none' | 'mqtt' | 'http';

@@ -6,7 +6,17 @@ import type { Config } from '../config/config.js';
 import type { EventBus, NodeEventName } from '../events.js';
 import { createSchemaRegistry, type SchemaRegistry } from '../schemas.js';
 import { clientIdFor, connectionSettings, displayUrl, reconnectDelay } from './client-options.js';
-import { builtInActions, createCommandHandler, type ActionDefinition, type Reply } from './command-handler.js';
+import type { ClockHealth } from '../schedule/clock-health.js';
+import {
+  builtInActions,
+  createCommandHandler,
+  DEDUPE_LIMITS,
+  type ActionDefinition,
+  type CommandHandler,
+  type Reply,
+} from './command-handler.js';
+import { CommandJournal } from './journal.js';
+import { createCommandLimits } from './limits.js';
 import { eventMessage, telemetryMessage } from './publishers.js';
 import { commandTopics, nodeTopics, type NodeTopics } from './topics.js';
 
@@ -25,6 +35,10 @@ export interface MqttPlaneOptions {
   telemetryExtras?: () => Record<string, unknown>;
   /** The broker is the node's own embedded one (shown in the status). */
   embedded?: boolean;
+  /** Where the command journal lives (command ids that ran, across restarts); null keeps it in memory. */
+  journalPath?: string | null;
+  /** The clock's health, for judging commands' freshness (see freshness.ts). */
+  clock?: () => ClockHealth | null;
 }
 
 export interface MqttPlaneStatus {
@@ -97,7 +111,14 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
   const protocolVersion = options.protocolVersion ?? config.mqtt_protocol_version;
   const schemas = options.schemas ?? createSchemaRegistry({ useDefaults: true });
   const actions = builtInActions(commands, schemas);
-  const handler = createCommandHandler({ nodeId: config.node_id, maxCommandBytes: config.mqtt_max_command_bytes, actions, logger });
+  const limits = createCommandLimits({ maxInFlight: config.mqtt_max_in_flight, perMinute: config.mqtt_rate_limit });
+  const freshness = {
+    maxAgeMs: config.max_command_age_s * 1000,
+    toleranceMs: config.schedule_tolerance_ms,
+    ...(options.clock ? { clock: options.clock } : {}),
+  };
+  let journal: CommandJournal<Reply> | null = null;
+  let handler: CommandHandler | null = null;
   const connectHooks: Array<() => void | Promise<void>> = [];
   const state = { connected: false, connects: 0, failures: 0, lastError: null as string | null, maxPacketSize: null as number | null };
   let client: MqttClient | null = null;
@@ -130,24 +151,33 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     }, STATUS_DEBOUNCE_MS);
   };
 
-  async function sendReply(packet: IPublishPacket, reply: Reply): Promise<void> {
+  /**
+   * `reply_to` first: `<res>/<requester>` is under the node's own namespace, where the fleet ACL lets
+   * only this node write, so a controller can trust who answered. An MQTT 5 Response Topic is still
+   * honoured for clients that use one (Correlation Data is echoed whenever present).
+   */
+  async function sendReply(packet: IPublishPacket, reply: Reply, replyTo: string | null): Promise<void> {
     const responseTopic = packet.properties?.responseTopic;
     const correlationData = packet.properties?.correlationData;
+    const topic = replyTo ? `${topics.res}/${replyTo}` : (responseTopic ?? topics.res);
     if (!client || stopping) return;
     try {
-      await client.publishAsync(responseTopic ?? topics.res, JSON.stringify(reply), {
+      await client.publishAsync(topic, JSON.stringify(reply), {
         qos: 1,
         retain: false,
-        ...(responseTopic && correlationData ? { properties: { correlationData } } : {}),
+        ...(correlationData ? { properties: { correlationData } } : {}),
       });
     } catch (err) {
-      logger.warn({ topic: responseTopic ?? topics.res, id: reply.id, err: (err as Error).message }, 'reply not sent');
+      logger.warn({ topic, id: reply.id, err: (err as Error).message }, 'reply not sent');
     }
   }
 
   function onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
-    if (!subscriptions.includes(topic)) return;
-    void handler.handle(payload, topic).then((reply) => sendReply(packet, reply));
+    if (!subscriptions.includes(topic) || !handler) return;
+    const responseTopic = packet.properties?.responseTopic;
+    void handler
+      .handleMessage(payload, topic, responseTopic ? { responseTopic } : {})
+      .then(({ reply, replyTo }) => sendReply(packet, reply, replyTo));
   }
 
   async function onConnect(): Promise<void> {
@@ -200,6 +230,29 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
     }),
 
     async start() {
+      journal = options.journalPath
+        ? await CommandJournal.open<Reply>({
+            path: options.journalPath,
+            limits: DEDUPE_LIMITS,
+            logger,
+            interrupted: (id) => ({
+              id,
+              node_id: config.node_id,
+              action: null,
+              status: 'error',
+              error: { code: 'interrupted', message: 'the node stopped while running this command; it is not run again' },
+            }),
+          })
+        : CommandJournal.inMemory<Reply>(DEDUPE_LIMITS, logger);
+      handler = createCommandHandler({
+        nodeId: config.node_id,
+        maxCommandBytes: config.mqtt_max_command_bytes,
+        actions,
+        logger,
+        journal,
+        freshness,
+        limits,
+      });
       const settings = await connectionSettings(config, options.url, topics.availability, protocolVersion);
       const mqttClient = mqtt.connect(settings.url, settings.options);
       client = mqttClient;
@@ -254,7 +307,11 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
       if (statusTimer) clearTimeout(statusTimer);
       telemetryTimer = statusTimer = null;
       const mqttClient = client;
-      if (!mqttClient) return;
+      if (!mqttClient) {
+        await journal?.close();
+        journal = handler = null;
+        return;
+      }
       // Retained offline first, so dashboards see a clean stop the same as a lost node. A broker that
       // stopped answering must not hold the shutdown up: past the wait the socket is cut.
       const acknowledged = mqttClient.connected && (await settlesWithin(publish(topics.availability, 'offline', true), STOP_WAIT_MS));
@@ -263,6 +320,8 @@ export function createMqttPlane(options: MqttPlaneOptions): MqttPlane {
       if (!ended) mqttClient.stream?.destroy();
       state.connected = false;
       client = null;
+      await journal?.close();
+      journal = handler = null;
       logger.info('disconnected from the MQTT broker');
     },
   };

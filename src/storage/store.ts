@@ -145,7 +145,8 @@ export function createImageStore(options: StoreOptions, logger: Logger, internal
   async function scan(): Promise<{ skipped: number }> {
     let skipped = 0;
     for (const entry of await readdir(dir, { withFileTypes: true })) {
-      if (entry.name === TEMP_DIR || entry.name === STATE_FILE) continue;
+      // The node's own state files (delivery state, command journal) all start with `.camera-node-`.
+      if (entry.name === TEMP_DIR || entry.name === STATE_FILE || entry.name.startsWith('.camera-node-')) continue;
       const parsed = parseImageName(entry.name);
       // Only regular files: a symlink with an image name could point anywhere on the system.
       if (!parsed || !entry.isFile()) {
