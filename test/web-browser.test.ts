@@ -1,6 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { pino } from 'pino';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../src/mqtt/broker.js';
+import { createFleetDashboard, type FleetDashboard } from '../src/web/fleet.js';
 import { browserMissing, launchBrowser, type TestBrowser } from './helpers/browser.js';
+import { connectClient } from './helpers/mqtt.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 
 const missing = await browserMissing();
@@ -96,6 +104,84 @@ describe('node page with HTTP_TOKEN in a browser', { skip: missing ?? false }, (
       problems.filter((p) => !/status of 401/.test(p)),
       [],
     );
+    await page.close();
+  });
+});
+
+describe('fleet page in a browser', { skip: missing ?? false }, () => {
+  let browser: TestBrowser;
+  let broker: EmbeddedBroker;
+  let nodes: TestNode[];
+  let client: MqttClient;
+  let dashboard: FleetDashboard;
+  let url: string;
+  let outDir: string;
+
+  before(async () => {
+    broker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }) });
+    const shared = { mqtt_url: broker.url, mqtt_protocol_version: 4 as const };
+    [browser, ...nodes] = await Promise.all([
+      launchBrowser(),
+      startTestNode({ ...shared, groups: ['north'] }),
+      startTestNode({ ...shared, groups: ['north'] }),
+      startTestNode({ ...shared, groups: ['south'] }),
+    ]);
+    outDir = await mkdtemp(join(tmpdir(), 'camera-node-fleet-page-'));
+    client = await connectClient(broker.url);
+    dashboard = createFleetDashboard({
+      client,
+      prefix: 'cameras',
+      outDir,
+      host: '127.0.0.1',
+      port: 0,
+      logger: pino({ level: 'silent' }),
+      runShot: null,
+    });
+    url = await dashboard.start();
+  });
+  after(async () => {
+    await dashboard?.stop();
+    await client?.endAsync();
+    await Promise.all([browser?.close(), ...(nodes ?? []).map((n) => n.stop())]);
+    await broker?.stop();
+    if (outDir) await rm(outDir, { recursive: true, force: true });
+  });
+
+  test('shows every node with its preview, and a shot report from DIR with its download links', async () => {
+    const shot = {
+      shot_id: 'shot-from-disk',
+      created_at: new Date().toISOString(),
+      target: 'all',
+      nodes: nodes.map((n) => ({
+        node_id: n.config.node_id,
+        status: 'ok',
+        filename: 'capture_20260101_000000.dng',
+        size: 9,
+        delivered: true,
+        late_ms: 0.4,
+      })),
+      missing: [],
+      summary: { asked: 3, answered: 3, delivered: 3, trigger_spread_ms: 1.2, missing: 0 },
+    };
+    for (const n of nodes) {
+      await mkdir(join(outDir, shot.shot_id, n.config.node_id), { recursive: true });
+      await writeFile(join(outDir, shot.shot_id, n.config.node_id, 'capture_20260101_000000.dng'), 'DNG bytes');
+    }
+    await writeFile(join(outDir, shot.shot_id, 'shot.json'), JSON.stringify(shot));
+    await Promise.all(nodes.map((n) => fetch(`${n.httpUrl}/capture`, { method: 'POST' })));
+
+    const { page, problems } = await browser.open();
+    await page.goto(`${url}/`);
+    await page.waitForFunction(LIVE);
+    await page.waitForFunction(`document.querySelectorAll('#nodes li.node').length === ${nodes.length}`);
+    await page.waitForFunction(`[...document.querySelectorAll('#nodes li.node img')].every((img) => img.src.startsWith('blob:'))`);
+    await page.waitForFunction(`${text('fleet-count')} === '(3 of 3 online)'`);
+    const links = await page.$$eval('#shot-shot-from-disk a[download]', (anchors) => anchors.map((a) => a.getAttribute('href')));
+    assert.equal(links.length, nodes.length);
+    const download = await fetch(`${url}${links[0]}`);
+    assert.equal(await download.text(), 'DNG bytes');
+    await browser.screenshot(page, 'fleet-page');
+    assert.deepEqual(problems, []);
     await page.close();
   });
 });
