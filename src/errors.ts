@@ -5,6 +5,8 @@
  */
 export const ERROR_CATALOGUE = {
   bad_request: 400,
+  /** A request that does not fit the route's schema (HTTP only): FastAPI's status, detail an array. */
+  validation_error: 422,
   invalid_filename: 400,
   unauthorized: 401,
   not_found: 404,

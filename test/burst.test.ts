@@ -36,10 +36,10 @@ describe('bursts (count, interval_ms)', () => {
     assert.equal(new Set(names).size, 3, 'three different files');
     assert.equal(body.file_info.filename, names[0]);
     for (const name of names) assert.ok((await stat(join(node.config.capture_dir, name))).size > 0);
-    const list = (await (await fetch(`${node.httpUrl}/images`)).json()) as { images: Array<{ filename: string }> };
+    const list = (await (await fetch(`${node.httpUrl}/images`)).json()) as Array<{ filename: string }>;
     for (const name of names)
       assert.ok(
-        list.images.some((image) => image.filename === name),
+        list.some((image) => image.filename === name),
         `${name} is listed`,
       );
     // Frames after the first are scheduled from the first frame's trigger, interval_ms apart.
@@ -65,10 +65,17 @@ describe('bursts (count, interval_ms)', () => {
   });
 
   test('bad counts and intervals are refused, and return_file does not mix with a burst', async () => {
-    for (const query of ['count=0', 'count=101', 'count=2&interval_ms=-5', 'count=2&interval_ms=3600001', 'count=2&return_file=true']) {
+    // Out of the schema's range: FastAPI's 422. Each value valid, the combination not: 400.
+    for (const [query, status] of [
+      ['count=0', 422],
+      ['count=101', 422],
+      ['count=2&interval_ms=-5', 422],
+      ['count=2&interval_ms=3600001', 422],
+      ['count=2&return_file=true', 400],
+    ] as const) {
       const response = await fetch(`${node.httpUrl}/capture?${query}`, { method: 'POST' });
-      assert.equal(response.status, 400, query);
-      assert.ok(((await response.json()) as { detail?: string }).detail, `${query}: a detail says why`);
+      assert.equal(response.status, status, query);
+      assert.ok(((await response.json()) as { detail?: unknown }).detail, `${query}: a detail says why`);
     }
   });
 });

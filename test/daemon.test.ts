@@ -64,8 +64,7 @@ test('kill -9 mid-capture leaves nothing half-written visible after restart', as
     const third = await spawnDaemon(env);
     try {
       assert.deepEqual(await readdir(join(env.CAPTURE_DIR, '.tmp')), [], 'leftovers cleaned at start');
-      const listed = ((await (await fetch(`${third.httpUrl}/images`)).json()) as { images: Array<{ filename: string; size: number }> })
-        .images;
+      const listed = (await (await fetch(`${third.httpUrl}/images`)).json()) as Array<{ filename: string; size: number }>;
       assert.deepEqual(
         listed.map((i) => [i.filename, i.size]),
         [[kept.filename, kept.size]],

@@ -24,9 +24,7 @@ async function nodeWith(images: Record<string, number>, overrides: Parameters<ty
     send: (filename: string) => request(client, 'cameras', node.config.node_id, { action: 'send', filename }, 30_000),
     capture: () => fetch(`${node.httpUrl}/capture`, { method: 'POST' }),
     names: async () =>
-      ((await (await fetch(`${node.httpUrl}/images`)).json()) as { images: Array<{ filename: string }> }).images
-        .map((i) => i.filename)
-        .sort(),
+      ((await (await fetch(`${node.httpUrl}/images`)).json()) as Array<{ filename: string }>).map((i) => i.filename).sort(),
     async stop() {
       await client.endAsync();
       await node.stop();

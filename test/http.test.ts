@@ -1,9 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { createSchemaRegistry } from '../src/schemas.js';
+import { imageStem } from '../src/storage/names.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 
 const IMAGE_NAME = /^capture_\d{8}_\d{6}(_\d+)?\.dng$/;
@@ -52,9 +53,13 @@ describe('HTTP API', () => {
     const body = await json(response);
     assert.equal(body['status'], 'success');
     assert.equal(body['node_id'], t.config.node_id);
-    const info = body['file_info'] as { filename: string; filepath: string; timestamp: string; size: number };
+    const info = body['file_info'] as { filename: string; filepath: string; timestamp: string; size: number; captured_at: string };
     assert.match(info.filename, IMAGE_NAME);
-    assert.ok(!Number.isNaN(Date.parse(info.timestamp)));
+    // The seed's timestamp is the name's local-time second; captured_at says the same instant in UTC.
+    assert.equal(info.filename.slice('capture_'.length, 'capture_YYYYMMDD_HHMMSS'.length), info.timestamp);
+    assert.match(info.timestamp, /^\d{8}_\d{6}$/);
+    assert.equal(imageStem(new Date(info.captured_at)), `capture_${info.timestamp}`);
+    assert.ok(createSchemaRegistry().validator('response.schema.json')({ ...body, id: null, action: 'capture' }));
     const onDisk = await stat(info.filepath);
     assert.equal(onDisk.size, info.size);
     const head = (await readFile(info.filepath)).subarray(0, 4);
@@ -73,13 +78,26 @@ describe('HTTP API', () => {
     assert.deepEqual(body, await readFile(join(t.config.capture_dir, name)));
   });
 
-  test('capture settings are validated; a bad one is a 400 and changes nothing', async () => {
+  test('capture settings are validated; a bad one is a 422 in FastAPI’s shape and changes nothing', async () => {
     const before = (await filesIn(t.config.capture_dir)).length;
-    for (const query of ['?shutter_us=abc', '?gain=100', '?awb=purple', '?shuter=100', '?return_file=maybe']) {
+    for (const [query, type, input] of [
+      ['?shutter_us=abc', 'int_parsing', 'abc'],
+      ['?shutter_us=1.5', 'int_parsing', '1.5'],
+      ['?gain=100', 'less_than_equal', 100],
+      ['?awb=purple', 'enum', 'purple'],
+      ['?shuter=100', 'extra_forbidden', '100'],
+      ['?return_file=maybe', 'bool_parsing', 'maybe'],
+    ] as const) {
       const response = await capture(t.httpUrl, query);
-      assert.equal(response.status, 400, query);
+      assert.equal(response.status, 422, query);
       const body = await json(response);
-      assert.equal(typeof body['detail'], 'string', query);
+      assert.equal(body['code'], 'validation_error');
+      const [issue, ...more] = body['detail'] as Array<{ type: string; loc: string[]; msg: string; input: unknown }>;
+      assert.deepEqual(more, [], query);
+      assert.equal(issue?.type, type, query);
+      assert.deepEqual(issue?.loc, ['query', query.slice(1, query.indexOf('='))]);
+      assert.equal(issue?.input, input);
+      assert.ok(issue?.msg.startsWith('Input should') || issue?.msg === 'Extra inputs are not permitted', issue?.msg);
     }
     assert.equal((await filesIn(t.config.capture_dir)).length, before);
     const ok = await capture(t.httpUrl, '?shutter_us=20000&gain=2.5&ev=-1&awb=daylight&hflip=true');
@@ -88,10 +106,20 @@ describe('HTTP API', () => {
 
   test('GET /images lists newest first; GET /images/{name} streams the file', async () => {
     await capture(t.httpUrl);
-    const body = await json(await fetch(`${t.httpUrl}/images`));
-    const images = body['images'] as Array<{ filename: string; size: number; created: string }>;
-    assert.ok(images.length >= 2);
-    assert.equal(body['count'], images.length);
+    const images = (await (await fetch(`${t.httpUrl}/images`)).json()) as Array<{
+      filename: string;
+      size: number;
+      created: string;
+      timestamp: string;
+      delivered: string[];
+    }>;
+    assert.ok(Array.isArray(images) && images.length >= 2);
+    for (const image of images) {
+      assert.equal(`capture_${image.timestamp}`, image.filename.slice(0, 'capture_YYYYMMDD_HHMMSS'.length));
+      assert.deepEqual(image.delivered, []);
+    }
+    // The MQTT list reply's form, on request.
+    assert.deepEqual(await json(await fetch(`${t.httpUrl}/images?envelope=true`)), { images, count: images.length });
     const created = images.map((i) => Date.parse(i.created));
     assert.deepEqual(
       created,
@@ -119,8 +147,14 @@ describe('HTTP API', () => {
       req.end();
     });
 
-  test('traversal and foreign names are 400, unknown images 404, and touch no file', async () => {
+  test('any missing image is 404, traversal and foreign names included, and no file is touched', async () => {
+    // A file with an image's name just outside the capture dir: the target of a traversal.
+    const outside = join(t.dir, 'capture_20260101_000000.dng');
+    await writeFile(outside, 'secret');
     for (const path of [
+      '..%2Fcapture_20260101_000000.dng',
+      '%2E%2E%2Fcapture_20260101_000000.dng',
+      '..%5Ccapture_20260101_000000.dng',
       '..%2F..%2Fetc%2Fpasswd',
       '..',
       '%2Fetc%2Fpasswd',
@@ -132,10 +166,14 @@ describe('HTTP API', () => {
       for (const method of ['GET', 'DELETE']) {
         // node:http sends the path as written: fetch would resolve `..` before it left.
         const response = await rawRequest(`${t.httpUrl}/images/${path}`, method);
-        assert.equal(response.status, 400, `${method} ${path}`);
-        assert.equal(typeof (JSON.parse(response.body) as Record<string, unknown>)['detail'], 'string');
+        assert.equal(response.status, 404, `${method} ${path}`);
+        assert.deepEqual(JSON.parse(response.body), { detail: 'Image not found', code: 'not_found' });
       }
     }
+    const long = await fetch(`${t.httpUrl}/images/${'a'.repeat(300)}.dng`);
+    assert.equal(long.status, 404);
+    assert.equal((await json(long))['detail'], 'Image not found');
+    assert.equal((await stat(outside)).size, 6, 'the file beside the capture dir is untouched');
     const missing = await fetch(`${t.httpUrl}/images/capture_19990101_000000.dng`);
     assert.equal(missing.status, 404);
     assert.deepEqual(await json(missing), { detail: 'Image not found: capture_19990101_000000.dng', code: 'not_found' });
@@ -147,21 +185,53 @@ describe('HTTP API', () => {
     assert.equal(response.status, 200);
     assert.equal((await json(response))['status'], 'success');
     await assert.rejects(stat(made.filepath), { code: 'ENOENT' });
-    const listed = (await json(await fetch(`${t.httpUrl}/images`)))['images'] as Array<{ filename: string }>;
+    const listed = (await (await fetch(`${t.httpUrl}/images`)).json()) as Array<{ filename: string }>;
     assert.ok(!listed.some((i) => i.filename === made.filename));
     assert.equal((await fetch(`${t.httpUrl}/images/${made.filename}`, { method: 'DELETE' })).status, 404);
   });
 
-  test('GET /logs returns the last N entries and bounds N', async () => {
-    const body = await json(await fetch(`${t.httpUrl}/logs?lines=5`));
-    const logs = body['logs'] as Array<Record<string, unknown>>;
-    assert.equal(logs.length, 5);
-    assert.ok(logs.every((entry) => typeof entry['msg'] === 'string'));
-    const defaults = await json(await fetch(`${t.httpUrl}/logs`));
-    assert.ok((defaults['logs'] as unknown[]).length > 5);
-    for (const query of ['?lines=0', '?lines=-1', '?lines=abc', `?lines=${t.config.max_log_lines + 1}`]) {
-      assert.equal((await fetch(`${t.httpUrl}/logs${query}`)).status, 400, query);
+  test('GET /logs returns the last N entries as readable lines, or as logged, and bounds N', async () => {
+    const lines = (await (await fetch(`${t.httpUrl}/logs?lines=5`)).json()) as string[];
+    assert.equal(lines.length, 5);
+    // The seed's `timestamp - name - level - message`, Python's asctime first.
+    for (const line of lines)
+      assert.match(line, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - camera-node(\.[a-z-]+)? - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - \S/);
+    const entries = (await (await fetch(`${t.httpUrl}/logs?lines=5&format=json`)).json()) as Array<Record<string, unknown>>;
+    assert.equal(entries.length, 5);
+    assert.ok(entries.every((entry) => typeof entry['msg'] === 'string' && typeof entry['time'] === 'number'));
+    const wrapped = await json(await fetch(`${t.httpUrl}/logs?lines=2&format=json&envelope=on`));
+    assert.deepEqual(Object.keys(wrapped), ['logs', 'lines']);
+    assert.equal(wrapped['lines'], 2);
+    assert.ok(((await (await fetch(`${t.httpUrl}/logs`)).json()) as unknown[]).length > 5);
+    for (const query of ['?lines=0', '?lines=-1', '?lines=abc', `?lines=${t.config.max_log_lines + 1}`, '?format=xml']) {
+      const response = await fetch(`${t.httpUrl}/logs${query}`);
+      assert.equal(response.status, 422, query);
+      assert.equal(((await json(response))['detail'] as unknown[]).length, 1);
     }
+  });
+
+  test('a download whose stat fails answers 500 and closes the file it opened', async () => {
+    const made = (await json(await capture(t.httpUrl)))['file_info'] as { filename: string; filepath: string };
+    // Every FileHandle shares one prototype: the next stat() on any of them fails once, as an EIO would.
+    const probe = await open(made.filepath, 'r');
+    const prototype = Object.getPrototypeOf(probe) as { stat: FileHandle['stat'] };
+    await probe.close();
+    const original = prototype.stat;
+    let failed: FileHandle | undefined;
+    prototype.stat = async function (this: FileHandle) {
+      prototype.stat = original;
+      failed = this;
+      throw Object.assign(new Error('EIO: i/o error, fstat'), { code: 'EIO' });
+    } as FileHandle['stat'];
+    try {
+      const response = await fetch(`${t.httpUrl}/images/${made.filename}`);
+      assert.equal(response.status, 500);
+      assert.equal((await json(response))['code'], 'storage_failed');
+    } finally {
+      prototype.stat = original;
+    }
+    assert.ok(failed, 'the route called stat');
+    assert.equal(failed.fd, -1, 'the handle was closed');
   });
 
   test('concurrent captures queue and all succeed with distinct names', async () => {
@@ -216,7 +286,7 @@ describe('HTTP API limits and failures', () => {
     try {
       const response = await capture(t.httpUrl);
       assert.equal(response.status, 500);
-      assert.deepEqual((await json(await fetch(`${t.httpUrl}/images`)))['images'], []);
+      assert.deepEqual(await (await fetch(`${t.httpUrl}/images`)).json(), []);
       assert.deepEqual(await filesIn(t.config.capture_dir), []);
       assert.deepEqual(await readdir(join(t.config.capture_dir, '.tmp')), []);
     } finally {
@@ -262,7 +332,7 @@ describe('HTTP API limits and failures', () => {
         const storage = status['storage'] as { used_mb: number; limit_mb: number };
         assert.ok(storage.used_mb <= storage.limit_mb, JSON.stringify(storage));
       }
-      const listed = ((await json(await fetch(`${t.httpUrl}/images`)))['images'] as Array<{ filename: string }>).map((i) => i.filename);
+      const listed = ((await (await fetch(`${t.httpUrl}/images`)).json()) as Array<{ filename: string }>).map((i) => i.filename);
       assert.ok(listed.length < names.length, 'some images were evicted');
       assert.deepEqual(listed, names.slice(names.length - listed.length).reverse(), 'the newest survive, the oldest went');
       assert.deepEqual((await filesIn(t.config.capture_dir)).sort(), [...listed].sort());

@@ -166,7 +166,7 @@ test('GET /metrics of a whole node: node, storage, captures and latency, deliver
   assert.ok(failed.status >= 500);
   await writeFile(control, 'none');
 
-  const images = (await (await fetch(`${node.httpUrl}/images`)).json()) as { images: Array<{ size: number }> };
+  const images = (await (await fetch(`${node.httpUrl}/images`)).json()) as Array<{ size: number }>;
   await delivered;
   node.node.events.removeOwner('metrics-test');
   const after = await scrape();
@@ -187,11 +187,11 @@ test('GET /metrics of a whole node: node, storage, captures and latency, deliver
   assert.equal(value(after, 'camera_node_storage_images', id), 2);
   assert.equal(
     value(after, 'camera_node_storage_used_bytes', id),
-    images.images.reduce((sum, image) => sum + image.size, 0),
+    images.reduce((sum, image) => sum + image.size, 0),
   );
   assert.equal(
     value(after, 'camera_node_captured_bytes_total', id),
-    images.images.reduce((sum, image) => sum + image.size, 0),
+    images.reduce((sum, image) => sum + image.size, 0),
   );
 });
 

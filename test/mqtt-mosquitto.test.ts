@@ -89,7 +89,7 @@ describe('against Mosquitto with passwords', { skip: missing ?? false }, () => {
   test('a wrong password is refused and the secret never reaches the log or the status', async () => {
     const status = await (await fetch(`${node.httpUrl}/status`)).text();
     assert.ok(!status.includes(secret));
-    const logs = await (await fetch(`${node.httpUrl}/logs?lines=1000`)).text();
+    const logs = await (await fetch(`${node.httpUrl}/logs?lines=1000&format=json`)).text();
     assert.ok(!logs.includes(secret), 'the MQTT password is not logged');
     await assert.rejects(connectClient(broker.url, { username: 'controller', password: 'wrong' }));
   });

@@ -52,7 +52,7 @@ for (const mode of ['cold', 'warm'] as const) {
     });
 
     test('a time in the past, too far ahead, relative or unreadable is a 400 that changes nothing', async () => {
-      const before = ((await (await fetch(`${node.httpUrl}/images`)).json()) as { count: number }).count;
+      const before = ((await (await fetch(`${node.httpUrl}/images`)).json()) as unknown[]).length;
       const cases: Array<[string, RegExp]> = [
         [String(Date.now() - 5000), /in the past/],
         [String(Date.now() + 120_000), /ahead/],
@@ -65,7 +65,7 @@ for (const mode of ['cold', 'warm'] as const) {
         assert.equal(status, 400, `at=${at}`);
         assert.match(body.detail ?? '', detail, `at=${at}`);
       }
-      const afterCount = ((await (await fetch(`${node.httpUrl}/images`)).json()) as { count: number }).count;
+      const afterCount = ((await (await fetch(`${node.httpUrl}/images`)).json()) as unknown[]).length;
       assert.equal(afterCount, before);
     });
 

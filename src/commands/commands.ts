@@ -8,6 +8,7 @@ import type { EventBus } from '../events.js';
 import { NodeError, toNodeError } from '../errors.js';
 import { buildStatus, type CaptureCounters, type NodeStatus } from '../status.js';
 import { preciseNow } from '../schedule/clock.js';
+import { imageTimestamp } from '../storage/names.js';
 import { runCapturePlan, type FrameDone } from './burst.js';
 import { readPreview } from './preview.js';
 import { planCapture, type CaptureScheduler } from './schedule.js';
@@ -79,8 +80,9 @@ export function createCommands(options: CommandsOptions): Commands {
         file_info: {
           filename: image.filename,
           filepath: store.pathOf(image.filename),
-          timestamp: image.created,
+          timestamp: imageTimestamp(image.filename),
           size: image.size,
+          captured_at: image.created,
           metadata: output.metadata,
         },
         node_id: options.nodeId,
@@ -149,7 +151,7 @@ export function createCommands(options: CommandsOptions): Commands {
     },
 
     list() {
-      const images = store.list();
+      const images = store.list().map((image) => ({ ...image, timestamp: imageTimestamp(image.filename) }));
       return { images, count: images.length };
     },
 

@@ -48,9 +48,11 @@ export interface CaptureResult {
     filename: string;
     /** Absolute path on the node, as the seed returned it. */
     filepath: string;
-    /** ISO 8601 capture time. */
+    /** The seed's `YYYYMMDD_HHMMSS`: the capture's second in the node's local time, as in the filename. */
     timestamp: string;
     size: number;
+    /** ISO 8601 (ms, UTC): when the camera was told to capture; unambiguous whatever the time zone. */
+    captured_at: string;
     metadata?: Record<string, unknown> | null;
   };
   node_id: string;
@@ -69,8 +71,13 @@ export interface CaptureResult {
   frames?: BurstFrame[];
 }
 
+/** A listed image: the store's facts plus the seed's `timestamp` (see file_info). */
+export interface ImageItem extends ImageInfo {
+  timestamp: string;
+}
+
 export interface ListResult {
-  images: ImageInfo[];
+  images: ImageItem[];
   count: number;
 }
 

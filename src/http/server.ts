@@ -6,8 +6,10 @@ import type { Logger } from 'pino';
 import type { Commands } from '../commands/types.js';
 import { NodeError } from '../errors.js';
 import { bearerAuth } from './auth.js';
+import { registerDocs } from './docs.js';
 import { createRateLimiter } from './rate-limit.js';
 import { registerRoutes } from './routes.js';
+import { fromSchemaErrors, parseQueryLikeFastApi } from './validation.js';
 
 export interface HttpServerOptions {
   commands: Commands;
@@ -48,7 +50,8 @@ function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
 
 /**
  * Builds the HTTP API without listening, so tests can `listen({ port: 0 })` and the node decides
- * where. Errors leave in FastAPI's shape, `{"detail": "..."}`, with the code from the catalogue.
+ * where. Errors leave in FastAPI's shape, `{"detail": "..."}` (a list of issues for a 422), with the
+ * code from the catalogue.
  */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const logger = options.logger.child({ part: 'http' });
@@ -63,13 +66,16 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     forceCloseConnections: 'idle',
     // Requests fastify refuses before routing get the same `{"detail": ...}` shape as every other error.
     frameworkErrors: (error, request, reply) => {
+      request.log.warn({ code: error.code }, 'invalid request');
+      // No image has a name that long: like any other missing image, it is not found (as in the seed).
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH' && request.url.startsWith('/images/'))
+        return (reply as FastifyReply).code(404).send({ detail: 'Image not found', code: 'not_found' });
       const detail =
         error.code === 'FST_ERR_MAX_PARAM_LENGTH'
           ? 'path segment too long'
           : error.code === 'FST_ERR_BAD_URL'
             ? 'malformed URL (bad percent-encoding)'
             : 'bad request';
-      request.log.warn({ code: error.code }, 'invalid request');
       const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
       return (reply as FastifyReply).code(status).send({ detail, code: 'bad_request' });
     },
@@ -80,12 +86,16 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     if (error instanceof NodeError) {
       const level = error.httpStatus >= 500 ? 'error' : 'warn';
       request.log[level]({ code: error.code, url: request.url }, error.message);
-      return reply.code(error.httpStatus).send({ detail: error.message, code: error.code });
+      // A validation error's detail is FastAPI's list of issues; every other error's is its message.
+      const detail = error.code === 'validation_error' ? (error.details?.['issues'] ?? error.message) : error.message;
+      return reply.code(error.httpStatus).send({ detail, code: error.code });
     }
     if (error.validation) {
-      const detail = `${error.validationContext ?? 'request'}${error.message.replace(/^\w+/, '')}`;
+      const context = error.validationContext;
+      const input = context === 'params' ? request.params : context === 'body' ? request.body : request.query;
+      const detail = fromSchemaErrors(error.validation, context, input);
       request.log.warn({ url: request.url, detail }, 'invalid request');
-      return reply.code(400).send({ detail, code: 'bad_request' });
+      return reply.code(422).send({ detail, code: 'validation_error' });
     }
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status >= 500) {
@@ -108,8 +118,16 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   // Not strict: an OPTIONS request without the CORS headers is answered, not refused with a text body.
   await app.register(cors, { origin: origins.includes('*') ? '*' : origins, methods: ['GET', 'POST', 'DELETE'], strictPreflight: false });
   if (options.rateLimit > 0) app.addHook('onRequest', createRateLimiter({ perMinute: options.rateLimit }));
-  if (options.httpToken) app.addHook('onRequest', bearerAuth(options.httpToken, ['/health', ...(options.openPaths ?? [])]));
+  // The API docs are open, as FastAPI's are: they describe the routes, and the UI asks for the token.
+  if (options.httpToken) {
+    app.addHook('onRequest', bearerAuth(options.httpToken, ['/health', '/openapi.json', '/docs', '/docs/*', ...(options.openPaths ?? [])]));
+  }
 
+  app.addHook('preValidation', parseQueryLikeFastApi);
+  // Response schemas document the API (/openapi.json); bodies are serialised whole, as before, so a
+  // field a schema does not list is never dropped silently.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  registerDocs(app, { title: 'camera-node', version: () => options.commands.status().version, bearer: Boolean(options.httpToken) });
   registerRoutes(app, options.commands, { maxLogLines: options.maxLogLines });
   for (const plugin of options.plugins ?? []) plugin(app);
   return app;

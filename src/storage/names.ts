@@ -85,6 +85,16 @@ export function parseImageName(name: unknown): ParsedImageName | null {
   };
 }
 
+/**
+ * The seed's `timestamp` of an image, `YYYYMMDD_HHMMSS`: the capture's second in the node's local
+ * time, exactly as the name carries it (the seed built both from one local-time strftime).
+ */
+export function imageTimestamp(filename: string): string {
+  const parsed = parseImageName(filename);
+  if (!parsed) throw new RangeError(`imageTimestamp: not an image name: ${filename.slice(0, 80)}`);
+  return parsed.stem.slice('capture_'.length);
+}
+
 export function isValidImageName(name: unknown): name is string {
   return parseImageName(name) !== null;
 }

@@ -49,7 +49,7 @@ test('with HTTP_TOKEN set, every route but /health answers 401 without the token
     }
     const health = await api(node.httpUrl, '/health');
     const auth = { authorization: `Bearer ${TOKEN}` };
-    const imagesBefore = (await api<{ count: number }>(node.httpUrl, '/images', { headers: auth })).body.count;
+    const imagesBefore = (await api<unknown[]>(node.httpUrl, '/images', { headers: auth })).body.length;
     const allowed = await Promise.all([
       api(node.httpUrl, '/status', { headers: auth }),
       api(node.httpUrl, '/logs?lines=5', { headers: auth }),
@@ -177,7 +177,7 @@ test('MQTT over TLS with a password; no secret in logs, status, telemetry, repli
     };
     for (const n of nodes) {
       places[`${n.config.node_id} /status`] = JSON.stringify((await api(n.httpUrl, '/status', { headers: auth })).body);
-      places[`${n.config.node_id} /logs`] = JSON.stringify((await api(n.httpUrl, `/logs?lines=5000`, { headers: auth })).body);
+      places[`${n.config.node_id} /logs`] = JSON.stringify((await api(n.httpUrl, `/logs?lines=5000&format=json`, { headers: auth })).body);
       for (const file of await readdir(n.config.log_dir))
         places[`${n.config.node_id} ${file}`] = await readFile(join(n.config.log_dir, file), 'latin1');
     }

@@ -77,7 +77,7 @@ test('command size, capture queue, log lines and HTTP rate: each limit holds wit
     const logsAtCap = await request(client, 'cameras', nodeId, { action: 'logs', lines: MAX_LOG_LINES });
     const logsOverCap = await request(client, 'cameras', nodeId, { action: 'logs', lines: MAX_LOG_LINES + 1 });
     const httpAtCap = await api(node.httpUrl, `/logs?lines=${MAX_LOG_LINES}`);
-    const httpOverCap = await api<{ detail: string }>(node.httpUrl, `/logs?lines=${MAX_LOG_LINES + 1}`);
+    const httpOverCap = await api<{ detail: Array<{ msg: string }> }>(node.httpUrl, `/logs?lines=${MAX_LOG_LINES + 1}`);
 
     // HTTP rate: a separate node, so the requests above do not count against it.
     limited = await startTestNode({ http_rate_limit: RATE_LIMIT, mqtt_enabled: false });
@@ -116,8 +116,8 @@ test('command size, capture queue, log lines and HTTP rate: each limit holds wit
     assert.equal((logsOverCap['error'] as { code: string }).code, 'bad_request');
     assert.match((logsOverCap['error'] as { message: string }).message, new RegExp(`${MAX_LOG_LINES}`));
     assert.equal(httpAtCap.status, 200);
-    assert.equal(httpOverCap.status, 400);
-    assert.match(httpOverCap.body.detail, new RegExp(`${MAX_LOG_LINES}`));
+    assert.equal(httpOverCap.status, 422);
+    assert.match(httpOverCap.body.detail[0]?.msg ?? '', new RegExp(`${MAX_LOG_LINES}`));
     assert.equal(passed, RATE_LIMIT);
     assert.equal(throttled, 10, 'every request over the limit gets 429 with a Retry-After and a detail');
   } finally {

@@ -145,7 +145,7 @@ test('SIGTERM during an HTTP upload: exit 0, the outbox keeps it, the upload com
       (await readdir(join(captureDir, '.outbox'))).length === 0 ? true : null,
     );
     const figures = {
-      image_bytes: (await api<{ images: Array<{ size: number }> }>(restarted.httpUrl, '/images')).body.images[0]?.size ?? 0,
+      image_bytes: (await listImages(restarted.httpUrl))[0]?.size ?? 0,
       bytes_sent_at_sigterm: bytesAtSignal,
       exit_code: exit.code,
       outbox_entries_after_stop: outboxAfterStop.length,

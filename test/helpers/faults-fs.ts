@@ -135,9 +135,9 @@ export interface ListedImage {
 }
 
 export async function listImages(baseUrl: string, headers?: Record<string, string>): Promise<ListedImage[]> {
-  const { status, body } = await api<{ images: ListedImage[] }>(baseUrl, '/images', headers ? { headers } : {});
+  const { status, body } = await api<ListedImage[]>(baseUrl, '/images', headers ? { headers } : {});
   if (status !== 200) throw new Error(`GET /images answered ${status}`);
-  return body.images;
+  return body;
 }
 
 /** `work`, or a rejection naming `what` once `ms` have passed (the timer never outlives the wait). */
