@@ -21,7 +21,8 @@ describe('node page in a browser', { skip: missing ?? false }, () => {
   let browser: TestBrowser;
   let t: TestNode;
   before(async () => {
-    [browser, t] = await Promise.all([launchBrowser(), startTestNode()]);
+    // A name as a real node would have: its screenshot goes in the README.
+    [browser, t] = await Promise.all([launchBrowser(), startTestNode({ node_id: 'studio-cam-01' })]);
   });
   after(async () => {
     await Promise.all([browser?.close(), t?.stop()]);
@@ -122,9 +123,9 @@ describe('fleet page in a browser', { skip: missing ?? false }, () => {
     const shared = { mqtt_url: broker.url, mqtt_protocol_version: 4 as const };
     [browser, ...nodes] = await Promise.all([
       launchBrowser(),
-      startTestNode({ ...shared, groups: ['north'] }),
-      startTestNode({ ...shared, groups: ['north'] }),
-      startTestNode({ ...shared, groups: ['south'] }),
+      startTestNode({ ...shared, node_id: 'rig-01', groups: ['north'] }),
+      startTestNode({ ...shared, node_id: 'rig-02', groups: ['north'] }),
+      startTestNode({ ...shared, node_id: 'rig-03', groups: ['south'] }),
     ]);
     outDir = await mkdtemp(join(tmpdir(), 'camera-node-fleet-page-'));
     client = await connectClient(broker.url);
