@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { pino } from 'pino';
+import { UsageError } from '../src/client/cli-broker.js';
+import { runDashboard } from '../src/client/cli-dashboard.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../src/mqtt/broker.js';
 import { createFleetDashboard, type FleetDashboard, type ShotRequest } from '../src/web/fleet.js';
 import { createFleetState, type FleetNode } from '../src/web/fleet-state.js';
@@ -212,5 +214,36 @@ describe('fleet dashboard', () => {
       const response = await fetch(`${url}${path}`);
       assert.ok([400, 404].includes(response.status), `${path} → ${response.status}`);
     }
+  });
+});
+
+describe('camera-node dashboard', () => {
+  test('serves the page from the command line until stopped, on 127.0.0.1 by default', async () => {
+    const broker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger: silent });
+    const out = await mkdtemp(join(tmpdir(), 'camera-node-dashboard-'));
+    const controller = new AbortController();
+    try {
+      let listening!: (url: string) => void;
+      const started = new Promise<string>((resolve) => {
+        listening = resolve;
+      });
+      const exit = runDashboard(['--broker', broker.url, '--port', '0', '--out', out], controller.signal, listening);
+      const url = await started;
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      const page = await fetch(`${url}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<title>camera-node fleet<\/title>/);
+      assert.deepEqual(await (await fetch(`${url}/api/shots`)).json(), { running: [], reports: [] });
+      controller.abort();
+      assert.equal(await exit, 0);
+    } finally {
+      controller.abort();
+      await broker.stop();
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
+  test('a bad port is a usage error, before anything connects', async () => {
+    await assert.rejects(runDashboard(['--broker', 'mqtt://127.0.0.1:1', '--port', 'eighty']), UsageError);
   });
 });

@@ -44,13 +44,19 @@ export function createNodePage(options: NodePageOptions): NodePage {
 
   return {
     plugin(app) {
-      app.get('/', page('node.html'));
-      app.get<{ Params: { name: string } }>('/ui/:name', async (request, reply) => {
+      // The page is not part of the API: left out of /openapi.json.
+      app.get('/', { schema: { hide: true } }, page('node.html'));
+      app.get<{ Params: { name: string } }>('/ui/:name', { schema: { hide: true } }, async (request, reply) => {
         const files = await assets();
         if (!files.isAsset(request.params.name)) throw new NodeError('not_found', 'Not Found');
         return files.sendAsset(request, reply, request.params.name);
       });
-      app.get('/preview.jpg', async (request, reply) => {
+      const jpeg = { description: 'The JPEG thumbnail', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } } } };
+      const previewSchema = {
+        summary: 'The latest capture’s preview',
+        response: { 200: jpeg, 304: { description: 'Not modified', type: 'null' } },
+      };
+      app.get('/preview.jpg', { schema: previewSchema }, async (request, reply) => {
         const latest = preview;
         if (!latest) throw new NodeError('not_found', 'no preview yet: the node has not captured since it started');
         const etag = `"${latest.filename}"`;
@@ -58,7 +64,12 @@ export function createNodePage(options: NodePageOptions): NodePage {
         if (request.headers['if-none-match'] === etag) return reply.code(304).send();
         return reply.type('image/jpeg').send(latest.data);
       });
-      app.get('/events', async (request, reply) => {
+      const eventsSchema = {
+        summary: 'Live updates for the web page (server-sent events)',
+        description:
+          'text/event-stream: `status` (the status object) on each change and every interval, `images` ({reason, filename}) when the list changed, `preview` ({filename}) when a new preview is there.',
+      };
+      app.get('/events', { schema: eventsSchema }, async (request, reply) => {
         live ??= import('./node-live.js').then((m) => m.createNodeLive({ ...options, latestPreview: () => preview?.filename ?? null }));
         (await live).add(request, reply);
       });
