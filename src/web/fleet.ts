@@ -108,6 +108,9 @@ export function createFleetDashboard(options: FleetDashboardOptions): FleetDashb
     flushTimer ??= setTimeout(flush, FLUSH_MS);
   };
   const filters = ['availability', 'status', 'telemetry', 'preview'].map((kind) => `${prefix}/+/${kind}`);
+  // While the broker is away the cards show the last known state: the page says that it is stale.
+  const onConnect = (): void => hub.send('broker', { connected: true });
+  const onClose = (): void => hub.send('broker', { connected: false });
 
   // No coercion, nothing dropped: a target `"cam1"` must not quietly become `["cam1"]`, a misspelt field is an error.
   const app = Fastify({
@@ -186,10 +189,11 @@ export function createFleetDashboard(options: FleetDashboardOptions): FleetDashb
     shotsInFlight.add(tracked);
     return reply.code(202).send({ ref });
   });
-  app.get('/events', async (request, reply) => {
+  app.get('/events', { exposeHeadRoute: false }, async (request, reply) => {
     hub.add(request, reply, [
       ['nodes', state.nodes()],
       ['capabilities', { shots: options.runShot !== null }],
+      ['broker', { connected: client.connected }],
     ]);
   });
   app.addHook('preClose', async () => hub.close());
@@ -198,6 +202,8 @@ export function createFleetDashboard(options: FleetDashboardOptions): FleetDashb
     app,
     async start() {
       client.on('message', onMessage);
+      client.on('connect', onConnect);
+      client.on('close', onClose);
       await client.subscribeAsync(filters, { qos: 1 });
       await app.listen({ host: options.host, port: options.port });
       const { port } = app.server.address() as AddressInfo;
@@ -206,6 +212,8 @@ export function createFleetDashboard(options: FleetDashboardOptions): FleetDashb
     },
     async stop() {
       client.off('message', onMessage);
+      client.off('connect', onConnect);
+      client.off('close', onClose);
       if (flushTimer) clearTimeout(flushTimer);
       flushTimer = null;
       await app.close();

@@ -69,7 +69,7 @@ export function createNodePage(options: NodePageOptions): NodePage {
         description:
           'text/event-stream: `status` (the status object) on each change and every interval, `images` ({reason, filename}) when the list changed, `preview` ({filename}) when a new preview is there.',
       };
-      app.get('/events', { schema: eventsSchema }, async (request, reply) => {
+      app.get('/events', { schema: eventsSchema, exposeHeadRoute: false }, async (request, reply) => {
         live ??= import('./node-live.js').then((m) => m.createNodeLive({ ...options, latestPreview: () => preview?.filename ?? null }));
         (await live).add(request, reply);
       });

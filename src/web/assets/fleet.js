@@ -268,6 +268,9 @@ liveStream(
       if (!shots) setText('shot-result', 'This dashboard cannot run shots (fleet capture is not available in this build).');
     },
     shot: onShot,
+    broker: ({ connected }) => {
+      document.getElementById('broker').hidden = connected;
+    },
   },
   (connected) => {
     const live = document.getElementById('live');
