@@ -15,6 +15,7 @@ export const SCHEMA_FILES = [
   'status.schema.json',
   'telemetry.schema.json',
   'manifest.schema.json',
+  'shot.schema.json',
 ] as const;
 export type SchemaFile = (typeof SCHEMA_FILES)[number];
 

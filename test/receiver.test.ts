@@ -149,7 +149,8 @@ describe('receiver', () => {
     const image = await r.next();
     assert.ok((await readFile(image.path)).equals(source.bytes));
     assert.ok(asks.commands.length >= 1, 'the receiver asked');
-    assert.deepEqual({ ...asks.commands[0], id: 'x' }, { id: 'x', action: 'send', filename: NAME, chunks: [2] });
+    assert.deepEqual({ ...asks.commands[0], id: 'x', sent_at: 0 }, { id: 'x', sent_at: 0, action: 'send', filename: NAME, chunks: [2] });
+    assert.ok(typeof asks.commands[0]!['sent_at'] === 'number', 'the request says when it was sent');
     assert.match(String(asks.commands[0]!['id']), /.+/, 'the request carries an id');
   });
 
