@@ -10,7 +10,8 @@ import { runDashboard } from '../src/client/cli-dashboard.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../src/mqtt/broker.js';
 import { createFleetDashboard, type FleetDashboard, type ShotRequest } from '../src/web/fleet.js';
 import { createFleetState, type FleetNode } from '../src/web/fleet-state.js';
-import type { ShotReport } from '../src/web/shots.js';
+import { createFleetShots, type FleetShots } from '../src/web/fleet-shots.js';
+import type { ShotView } from '../src/web/shots.js';
 import { connectClient } from './helpers/mqtt.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { openSse } from './helpers/sse.js';
@@ -74,6 +75,7 @@ describe('fleet dashboard', () => {
   let nodes: TestNode[];
   let client: MqttClient;
   let dashboard: FleetDashboard;
+  let shots: FleetShots;
   let url: string;
   let outDir: string;
   const asked: ShotRequest[] = [];
@@ -95,21 +97,18 @@ describe('fleet dashboard', () => {
       host: '127.0.0.1',
       port: 0,
       logger: silent,
-      runShot: async (request) => {
+      runShot: (request) => {
         asked.push(request);
-        const report: ShotReport = {
-          shot_id: `shot-${asked.length}`,
-          created_at: new Date().toISOString(),
-          target: request.target,
-          nodes: [],
-        };
-        return report;
+        return shots.run(request);
       },
     });
+    shots = createFleetShots({ client, url: broker.url, prefix: 'cameras', outDir, name: 'dashboard-test', logger: silent });
+    await shots.start();
     url = await dashboard.start();
   });
   after(async () => {
     await dashboard?.stop();
+    await shots?.stop();
     await client?.endAsync();
     await Promise.all(nodes.map((n) => n.stop()));
     await broker?.stop();
@@ -148,37 +147,43 @@ describe('fleet dashboard', () => {
     }
   });
 
-  test('a shot request is checked, resolved (at) and run; its report goes out on the stream', async () => {
+  test('a shot request is checked first; a good one runs on the nodes, and its report lists them all with their images', async () => {
     const stream = await openSse(`${url}/events`);
     try {
       const post = (body: unknown) =>
         fetch(`${url}/api/shots`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      for (const bad of [
-        {},
-        { target: 'some' },
-        { target: [] },
-        { target: ['a/b'] },
-        { target: 'all', count: 0 },
-        { target: 'all', at: 'soon' },
-        { target: 'all', x: 1 },
-      ]) {
+      for (const bad of [{}, { target: 'some' }, { target: [] }, { target: ['a/b'] }, { target: 'all', count: 0 }, { target: 'all', at: 'soon' }, { target: 'all', x: 1 }]) {
         const response = await post(bad);
         assert.ok(response.status === 400 || response.status === 422, `${JSON.stringify(bad)} → ${response.status}`);
       }
       assert.equal(asked.length, 0, 'nothing bad was run');
       const before = Date.now();
-      const response = await post({ target: 'group:north', at: '+2s', count: 3, interval_ms: 100 });
+      const response = await post({ target: 'group:north', at: '+1s', count: 2, interval_ms: 100, timeout_s: 30 });
       assert.equal(response.status, 202);
       const { ref } = (await response.json()) as { ref: string };
-      const done = await stream.next<{ ref: string; state: string; report: ShotReport }>(
-        'shot',
-        (s) => s.ref === ref && s.state === 'done',
-      );
-      assert.equal(done.report.shot_id, 'shot-1');
+      const done = await stream.next<{ ref: string; state: string; report: ShotView }>('shot', (s) => s.ref === ref && s.state !== 'running');
+      assert.equal(done.state, 'done', JSON.stringify(done));
       const [request] = asked;
-      assert.equal(request?.target, 'group:north');
-      assert.ok(request?.at !== undefined && request.at >= before + 2000 && request.at <= Date.now() + 2000);
-      assert.deepEqual([request.count, request.interval_ms, request.timeoutMs], [3, 100, 60_000]);
+      assert.ok(request?.at !== undefined && request.at >= before + 1000 && request.at <= Date.now() + 1000);
+      assert.deepEqual([request.target, request.count, request.interval_ms, request.timeoutMs], ['group:north', 2, 100, 30_000]);
+
+      const north = nodes.filter((n) => n.config.groups.includes('north')).map((n) => n.config.node_id);
+      const report = done.report;
+      assert.deepEqual(report.nodes.map((n) => n.node_id).sort(), [...north].sort());
+      assert.equal(report.summary.missing, 0);
+      for (const entry of report.nodes) {
+        assert.equal(entry.status, 'ok', JSON.stringify(entry));
+        assert.equal(entry.files.length, 2, 'a burst of two');
+        for (const file of entry.files) {
+          assert.ok(file.path, `${entry.node_id} ${file.filename} received`);
+          const download = await fetch(`${url}/files/${report.folder}/${file.path}`);
+          assert.equal(download.status, 200);
+          assert.equal(Number(download.headers.get('content-length')), file.size);
+          await download.arrayBuffer();
+        }
+      }
+      const { reports } = (await (await fetch(`${url}/api/shots`)).json()) as { reports: ShotView[] };
+      assert.equal(reports[0]?.shot_id, report.shot_id, 'listed from DIR');
     } finally {
       stream.close();
     }
@@ -195,10 +200,11 @@ describe('fleet dashboard', () => {
     await mkdir(join(outDir, 'half-written'));
     await writeFile(join(outDir, 'half-written', 'shot.json'), '{"shot_id": "half');
     await symlink('/etc', join(outDir, 'newer', 'etc'));
-    const { reports } = (await (await fetch(`${url}/api/shots`)).json()) as { reports: ShotReport[] };
+    const { reports } = (await (await fetch(`${url}/api/shots`)).json()) as { reports: ShotView[] };
     assert.deepEqual(
-      reports.map((r) => r.shot_id),
+      reports.map((r) => r.shot_id).filter((id) => id === 'newer' || id === 'older' || id === 'half'),
       ['newer', 'older'],
+      'newest first; a report still being written is not listed',
     );
     const file = await fetch(`${url}/files/newer/cam1/capture_20260101_000000.dng`);
     assert.equal(file.status, 200);

@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import pino from 'pino';
-import { createFleetDashboard } from '../web/fleet.js';
+import { createFleetDashboard, type FleetDashboard } from '../web/fleet.js';
+import { createFleetShots } from '../web/fleet-shots.js';
 import { connectBroker, parseCommandArgs, UsageError } from './cli-broker.js';
 
 export const DASHBOARD_USAGE = `camera-node dashboard --broker URL [--port 8080] [--out DIR] [--host 127.0.0.1]
@@ -15,6 +17,7 @@ Runs until Ctrl-C.
                  lets others on the network drive the fleet: give it a --token
   --token T      ask every browser for this token (or DASHBOARD_TOKEN)
   --out DIR      where shots are collected and their reports read (default ./shots)
+  --name NAME    the collector's name, in receipts and reply topics (default dashboard-<host>)
   --username, --password (or MQTT_USERNAME / MQTT_PASSWORD), --ca FILE, --prefix (default cameras)
 `;
 
@@ -29,6 +32,7 @@ export async function runDashboard(argv: string[], signal?: AbortSignal, onListe
     host: { type: 'string', default: '127.0.0.1' },
     out: { type: 'string', default: 'shots' },
     token: { type: 'string' },
+    name: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(DASHBOARD_USAGE);
@@ -41,19 +45,27 @@ export async function runDashboard(argv: string[], signal?: AbortSignal, onListe
   if (!LOOPBACK.has(host) && !token)
     process.stderr.write(`warning: listening on ${host} without --token: anyone who can reach it can capture\n`);
   const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' }, pino.destination(2));
+  const prefix = values.prefix ?? 'cameras';
+  const outDir = resolve(values.out ?? 'shots');
   const client = await connectBroker(values);
   // connectBroker is for one-shot commands; a dashboard outlives broker restarts.
   client.options.reconnectPeriod = RECONNECT_MS;
-  const dashboard = createFleetDashboard({
+  const username = values.username ?? process.env['MQTT_USERNAME'];
+  const password = values.password ?? process.env['MQTT_PASSWORD'];
+  let dashboard: FleetDashboard | null = null;
+  const shots = createFleetShots({
     client,
-    prefix: values.prefix ?? 'cameras',
-    outDir: resolve(values.out ?? 'shots'),
-    host,
-    port,
-    ...(token ? { token } : {}),
-    runShot: null,
+    url: values.broker ?? process.env['MQTT_URL'] ?? '',
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+    ...(values.ca ? { ca: await readFile(values.ca) } : {}),
+    prefix,
+    outDir,
+    ...(values.name ? { name: values.name } : {}),
     logger,
+    onReport: (report) => dashboard?.shotUpdated(report),
   });
+  dashboard = createFleetDashboard({ client, prefix, outDir, host, port, ...(token ? { token } : {}), runShot: shots.run, logger });
   let stop = (): void => undefined;
   const stopped = new Promise<void>((resolveStop) => {
     stop = resolveStop;
@@ -62,6 +74,7 @@ export async function runDashboard(argv: string[], signal?: AbortSignal, onListe
   process.once('SIGTERM', stop);
   signal?.addEventListener('abort', stop, { once: true });
   try {
+    await shots.start();
     const url = await dashboard.start();
     process.stderr.write(`fleet dashboard on ${url}; Ctrl-C to stop\n`);
     onListening?.(url);
@@ -71,6 +84,7 @@ export async function runDashboard(argv: string[], signal?: AbortSignal, onListe
     process.off('SIGTERM', stop);
     signal?.removeEventListener('abort', stop);
     await dashboard.stop();
+    await shots.stop();
     await client.endAsync();
   }
   return 0;

@@ -9,7 +9,8 @@ import { bearerAuth } from '../http/auth.js';
 import { isTopicLevel } from '../mqtt/topics.js';
 import { sendAsset } from './assets.js';
 import { createFleetState } from './fleet-state.js';
-import { listShots, openShotFile, type ShotReport } from './shots.js';
+import type { ShotReport } from '../client/shot.js';
+import { listShots, openShotFile, shotView } from './shots.js';
 import { createSseHub } from './sse.js';
 
 /** What the page asks for: a target and the capture's timing. */
@@ -44,6 +45,8 @@ export interface FleetDashboard {
   /** Listens; resolves with the page's URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
+  /** A report changed after its shot ended (an image came late): open pages show the new one. */
+  shotUpdated(report: ShotReport): void;
   readonly app: FastifyInstance;
 }
 
@@ -176,7 +179,7 @@ export function createFleetDashboard(options: FleetDashboardOptions): FleetDashb
       ...(body.interval_ms === undefined ? {} : { interval_ms: body.interval_ms }),
       timeoutMs: (body.timeout_s ?? 60) * 1000,
     }).then(
-      (report) => hub.send('shot', { ref, state: 'done', report }),
+      (report) => hub.send('shot', { ref, state: 'done', report: shotView(report) }),
       (err: unknown) => {
         logger.warn({ err }, 'fleet shot failed');
         hub.send('shot', { ref, state: 'failed', error: err instanceof Error ? err.message : String(err) });
@@ -209,6 +212,9 @@ export function createFleetDashboard(options: FleetDashboardOptions): FleetDashb
       const { port } = app.server.address() as AddressInfo;
       const host = options.host.includes(':') ? `[${options.host}]` : options.host;
       return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
+    },
+    shotUpdated(report) {
+      hub.send('shot', { state: 'updated', report: shotView(report) });
     },
     async stop() {
       client.off('message', onMessage);

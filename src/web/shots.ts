@@ -1,5 +1,7 @@
 import { open, readdir, readFile, realpath, type FileHandle } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
+import { shotFolder } from '../client/receiver.js';
+import type { ShotReport } from '../client/shot.js';
 import { NodeError } from '../errors.js';
 
 /** One folder level of DIR: a shot id, a node id or a file name. No dot first, so never `..` nor a hidden file. */
@@ -7,13 +9,16 @@ const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 /** The newest reports the page lists. */
 const MAX_SHOTS = 50;
 
-/** A shot report as `shot.json` holds it (schemas/shot.schema.json); the page reads the fields it shows. */
-export type ShotReport = Record<string, unknown> & { shot_id: string; created_at?: string };
+/** A report as the page gets it: `shot.json` (schemas/shot.schema.json) and the folder under DIR its files are in. */
+export type ShotView = ShotReport & { folder: string };
 
-async function readReport(path: string): Promise<ShotReport | null> {
+export const shotView = (report: ShotReport, folder = shotFolder(report.shot_id)): ShotView => ({ ...report, folder });
+
+async function readReport(dir: string, folder: string): Promise<ShotView | null> {
   try {
-    const report = JSON.parse(await readFile(path, 'utf8')) as unknown;
-    if (report && typeof report === 'object' && typeof (report as ShotReport).shot_id === 'string') return report as ShotReport;
+    const report = JSON.parse(await readFile(join(dir, folder, 'shot.json'), 'utf8')) as Partial<ShotReport> | null;
+    // Read leniently (the page copes with a field missing), but only what is a report at all.
+    if (typeof report?.shot_id === 'string' && Array.isArray(report.nodes)) return shotView(report as ShotReport, folder);
   } catch {
     // Missing or not (yet) readable: a shot still being written is listed once its report is complete.
   }
@@ -21,7 +26,7 @@ async function readReport(path: string): Promise<ShotReport | null> {
 }
 
 /** The reports under DIR (`DIR/<shot id>/shot.json`), newest first. */
-export async function listShots(outDir: string): Promise<ShotReport[]> {
+export async function listShots(outDir: string): Promise<ShotView[]> {
   let entries: string[];
   try {
     entries = (await readdir(outDir, { withFileTypes: true })).filter((e) => e.isDirectory() && SEGMENT.test(e.name)).map((e) => e.name);
@@ -29,9 +34,7 @@ export async function listShots(outDir: string): Promise<ShotReport[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const reports = (await Promise.all(entries.map((name) => readReport(join(outDir, name, 'shot.json'))))).filter(
-    (r): r is ShotReport => r !== null,
-  );
+  const reports = (await Promise.all(entries.map((name) => readReport(outDir, name)))).filter((r): r is ShotView => r !== null);
   return reports.sort((a, b) => String(b.created_at ?? '').localeCompare(String(a.created_at ?? ''))).slice(0, MAX_SHOTS);
 }
 

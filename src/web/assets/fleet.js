@@ -109,19 +109,17 @@ function renderGroups() {
 const targetText = (target) => (Array.isArray(target) ? target.join(', ') : target);
 const ms = (value) => (typeof value === 'number' ? `${value.toFixed(1)} ms` : '–');
 
+/** Links to the files received (`path` is relative to the shot's folder); a file not received is named, unlinked. */
 function fileLinks(report, entry) {
-  const names = Array.isArray(entry.files)
-    ? entry.files.map((f) => (typeof f === 'string' ? f : f.filename))
-    : entry.filename
-      ? [entry.filename]
-      : [];
-  if (names.length === 0) return '–';
+  const files = Array.isArray(entry.files) ? entry.files : [];
+  if (files.length === 0) return '–';
   return el(
     'span',
     { class: 'actions' },
-    ...names.map((name) => {
-      const href = `/files/${encodeURIComponent(report.shot_id)}/${encodeURIComponent(entry.node_id)}/${encodeURIComponent(name)}`;
-      return el('a', { href, download: name, onclick: (event) => download(event, href, name).catch(() => undefined) }, name);
+    ...files.map((file) => {
+      if (!file.path) return el('span', { class: 'muted' }, `${file.filename} (not received)`);
+      const href = ['/files', report.folder ?? report.shot_id, ...file.path.split('/')].map((part, i) => (i === 0 ? part : encodeURIComponent(part))).join('/');
+      return el('a', { href, download: file.filename, onclick: (event) => download(event, href, file.filename).catch(() => undefined) }, file.filename);
     }),
   );
 }
@@ -206,6 +204,8 @@ function onShot(message) {
         'shot-result',
         `Shot ${message.report.shot_id}: ${s.answered ?? '?'} of ${s.asked ?? '?'} nodes answered, ${s.delivered ?? '?'} images delivered.`,
       );
+  } else if (message.state === 'updated') {
+    showReport(message.report);
   } else if (message.state === 'failed' && mine) {
     setText('shot-result', `Shot failed: ${message.error}`);
   }
