@@ -73,6 +73,24 @@ describe('install.sh and the systemd unit', () => {
     assert.equal(settings.has('DevicePolicy'), false);
   });
 
+  test('the collector unit keeps it running, as the service user, hardened, writing only its image folder', async () => {
+    const unit = await readFile(join(DEPLOY, 'camera-node-collector.service'), 'utf8');
+    const one = (key: string): string | undefined => [...unit.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((match) => match[1]).at(-1);
+    assert.equal(one('Restart'), 'always');
+    assert.equal(one('StartLimitIntervalSec'), '0');
+    assert.equal(one('User'), 'camera-node');
+    assert.match(
+      one('ExecStart') ?? '',
+      /^\/opt\/camera-node\/bin\/camera-node collect --out \$\{COLLECT_DIR\} --name \$\{COLLECTOR_NAME\}$/,
+    );
+    assert.equal(one('EnvironmentFile'), '-/etc/camera-node/collector.env');
+    assert.equal(one('NoNewPrivileges'), 'yes');
+    assert.equal(one('ProtectSystem'), 'strict');
+    assert.equal(one('ReadWritePaths'), '/var/lib/camera-node-collector');
+    assert.equal(one('PrivateDevices'), 'yes', 'no camera here');
+    assert.equal(one('KillSignal'), 'SIGTERM');
+  });
+
   test('the env file lists every setting, with its default, commented out', async () => {
     const envFile = await readFile(join(DEPLOY, 'camera-node.env'), 'utf8');
     const unit = await readFile(join(DEPLOY, 'camera-node.service'), 'utf8');
@@ -174,6 +192,20 @@ describe('install.sh and the systemd unit', () => {
         `ExecStart=${join(root, 'opt/camera-node/bin/camera-node')}`,
       );
       const copy = join(dir, 'camera-node.service');
+      await writeFile(copy, unit);
+      const result = run('systemd-analyze', ['verify', copy]);
+      assert.equal(result.status, 0, result.output);
+    });
+
+    test('systemd-analyze verify accepts the collector unit, which runs the installed program', {
+      skip: missing('systemd-analyze', ['--version']) ?? false,
+    }, async () => {
+      const unit = (await readFile(join(DEPLOY, 'camera-node-collector.service'), 'utf8')).replace(
+        /^ExecStart=\/opt\/camera-node\/bin\/camera-node /m,
+        `ExecStart=${join(root, 'opt/camera-node/bin/camera-node')} `,
+      );
+      assert.match(unit, new RegExp(`^ExecStart=${join(root, 'opt/camera-node/bin/camera-node')} collect `, 'm'));
+      const copy = join(dir, 'camera-node-collector.service');
       await writeFile(copy, unit);
       const result = run('systemd-analyze', ['verify', copy]);
       assert.equal(result.status, 0, result.output);

@@ -25,13 +25,13 @@ function camera(args: string[]) {
 
 const stored = (node: TestNode, filename: string): Promise<Buffer> => readFile(join(node.config.capture_dir, filename));
 
-/** The `node<TAB>ok|FAILED<TAB>what` lines of a capture, by node. */
+/** The `node<TAB>ok|FAILED<TAB>what` lines of a capture, by node (the `#` lines are the report). */
 function outcomeLines(stdout: string): Map<string, string[]> {
   return new Map(
     stdout
       .trim()
       .split('\n')
-      .filter(Boolean)
+      .filter((line) => line && !line.startsWith('#'))
       .map((line) => {
         const [node = '', ...rest] = line.split('\t');
         return [node, rest];
@@ -55,14 +55,24 @@ describe('camera-node capture, status and watch against the embedded broker', ()
     await rm(out, { recursive: true, force: true });
   });
 
-  test('capture --node saves the verified image under <out>/<node>/ and exits 0', async () => {
+  test('capture --node saves the verified image under <out>/<shot>/<node>/ with shot.json, and exits 0', async () => {
     const run = await camera(['capture', '--broker', a.node.mqttUrl!, '--node', a.config.node_id, '--out', out, '--timeout', '30']).exited;
     assert.equal(run.code, 0, run.stderr);
     const [status, path] = outcomeLines(run.stdout).get(a.config.node_id) ?? [];
     assert.equal(status, 'ok');
-    assert.ok(path?.startsWith(join(out, a.config.node_id)), path);
+    const shot = /^# shot (cli-\S+):/m.exec(run.stdout)?.[1];
+    assert.ok(shot, run.stdout);
+    assert.equal(path, join(out, shot, a.config.node_id, path!.split('/').at(-1)!));
     assert.ok((await readFile(path!)).equals(await stored(a, path!.split('/').at(-1)!)), 'byte-identical');
     assert.match(run.stderr, /sha256 verified/);
+    assert.match(run.stdout, /^# shot cli-\S+: 1 asked, 1 answered, 1 delivered, 0 failed, 0 missing$/m);
+    const report = JSON.parse(await readFile(join(out, shot, 'shot.json'), 'utf8')) as {
+      nodes: Array<{ node_id: string; delivered: boolean }>;
+    };
+    assert.deepEqual(
+      report.nodes.map((n) => [n.node_id, n.delivered]),
+      [[a.config.node_id, true]],
+    );
   });
 
   test('capture --all learns the fleet from retained availability and waits for every image', async () => {
@@ -136,23 +146,26 @@ describe('camera-node capture, status and watch against the embedded broker', ()
 });
 
 describe('camera-node capture through Mosquitto (MQTT 5)', { skip: missingMosquitto ?? false }, () => {
-  test('the reply comes on the response topic the command named, not on the node res topic', async () => {
+  test('the command names its reply route and send time; the image is received and receipted', async () => {
     const broker = await startMosquitto();
     const node = await startTestNode({ mqtt_url: broker.url, mqtt_protocol_version: 5 });
     const out = await tempDir('cli-out5');
     const monitor = await connectClient(broker.url, { protocolVersion: 5 });
     try {
-      const resTopic = await collect(monitor, `cameras/${node.config.node_id}/res`);
-      const replies = await collect(monitor, 'cameras/client/+/res');
+      const commands = await collect(monitor, `cameras/${node.config.node_id}/cmd`);
+      const before = Date.now();
       const run = await camera(['capture', '--broker', broker.url, '--node', node.config.node_id, '--out', out, '--timeout', '30']).exited;
       assert.equal(run.code, 0, run.stderr);
       const [status, path] = outcomeLines(run.stdout).get(node.config.node_id) ?? [];
       assert.equal(status, 'ok');
       assert.ok((await readFile(path!)).equals(await stored(node, path!.split('/').at(-1)!)));
-      const [reply] = await replies.waitFor();
-      assert.equal(reply!.json()['node_id'], node.config.node_id);
-      assert.match(reply!.packet.properties?.correlationData?.toString() ?? '', /^cli-/, 'the correlation data is echoed');
-      assert.equal(resTopic.messages.length, 0);
+      const [capture, receipt] = (await commands.waitFor(() => true, 2)).map((m) => m.json<Record<string, unknown>>());
+      assert.equal(capture!['action'], 'capture');
+      assert.match(String(capture!['reply_to']), /^cli_/);
+      assert.ok(Number(capture!['sent_at']) >= before, 'sent_at is the send time');
+      assert.equal(receipt!['action'], 'receipt', 'the image is receipted once it is on disk');
+      assert.equal(receipt!['filename'], path!.split('/').at(-1));
+      assert.equal(receipt!['collector'], capture!['reply_to']);
     } finally {
       await monitor.endAsync();
       await node.stop();

@@ -1,75 +1,36 @@
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
-import type { IPublishPacket, MqttClient } from 'mqtt';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseAt } from '../commands/schedule.js';
-import { connectBroker, onlineNodes, parseCommandArgs, readRetained, speaksMqtt5, UsageError } from './cli-broker.js';
-import { createReceiver, type ReceivedImage, type Receiver } from './receiver.js';
+import { connectBroker, parseCommandArgs, UsageError } from './cli-broker.js';
+import { shotFolder } from './receiver.js';
+import { announcedFiles, NoNodesError, runShot, type ShotReport, type ShotTarget } from './shot.js';
 
 export const CAPTURE_USAGE = `camera-node capture --broker URL (--node ID ... | --all | --group NAME) [--out DIR] [options]
 
-Sends one capture command and waits for every addressed node's reply and, with --out, its images
-(delivered over MQTT in chunks, verified, saved as DIR/<node>/<filename>). Progress goes to stderr,
-one line per node to stdout. Exits 1 if any node fails or does not answer in time.
+Sends one capture command (a shot) and waits for every addressed node's reply and, with --out, its
+images (delivered over MQTT in chunks, verified, saved as DIR/<shot>/<node>/<filename>, with the
+report in DIR/<shot>/shot.json). Progress goes to stderr; stdout gets one line per node, then the
+report: nodes asked, answered and delivered, trigger and exposure spread, worst clock offset, the
+nodes missing (with --all and --group, nodes known offline too). Exits 1 if any node fails or is missing.
 
-  --node ID          a node (repeatable)            --all        every node whose availability is online
-  --group NAME       the online nodes in the group  --out DIR    receive the images into DIR/<node>/
+  --node ID          a node (repeatable)            --all        every node the broker knows
+  --group NAME       the nodes in the group          --out DIR    receive the images into DIR/<shot>/
   --deliver HOW      mqtt (the default with --out), http (the node's UPLOAD_URL) or none
   --at TIME          fire at TIME: +2s, +500ms, epoch ms or ISO 8601 (the whole fleet together)
   --count N          frames in a burst               --interval-ms MS   between burst frames
   --shutter-us US    exposure time                   --gain G     analogue gain
   --timeout S        give up after S seconds (default 60)
+  --json             print the report (schemas/shot.schema.json) as JSON instead
   --username, --password (or MQTT_USERNAME / MQTT_PASSWORD), --ca FILE, --prefix (default cameras)
 `;
 
-interface Outcome {
-  nodeId: string;
-  reply: Record<string, unknown> | null;
-  images: Map<string, ReceivedImage>;
-}
-
-interface Selection {
-  node?: string[];
-  all?: boolean;
-  group?: string;
-}
-
-/** Where to publish the command and which nodes must answer it. */
-async function selectNodes(client: MqttClient, prefix: string, selection: Selection): Promise<{ topics: string[]; nodes: string[] }> {
-  if (selection.node?.length) return { topics: selection.node.map((id) => `${prefix}/${id}/cmd`), nodes: [...new Set(selection.node)] };
-  const online = await onlineNodes(client, prefix);
-  if (selection.all) return { topics: [`${prefix}/all/cmd`], nodes: online };
-  const group = selection.group ?? '';
-  const statuses = await readRetained(client, `${prefix}/+/status`);
-  const members = online.filter((id) => {
-    try {
-      const status = JSON.parse(statuses.get(`${prefix}/${id}/status`)?.toString() ?? '{}') as { mqtt?: { groups?: string[] } };
-      return (status.mqtt?.groups ?? []).includes(group);
-    } catch {
-      return false;
-    }
-  });
-  return { topics: [`${prefix}/group/${group}/cmd`], nodes: members };
-}
-
-/** The files a successful capture reply announces: one, or every frame of a burst. */
-function announcedFiles(reply: Record<string, unknown>): string[] {
-  if (reply['status'] !== 'success') return [];
-  const files = reply['files'];
-  if (Array.isArray(files)) return files.map((file) => String((file as { filename?: unknown }).filename));
-  const single = (reply['file_info'] as { filename?: unknown } | undefined)?.filename;
-  return typeof single === 'string' ? [single] : [];
-}
-
-function buildCommand(
-  id: string,
-  values: Record<string, string | boolean | string[] | undefined>,
-  deliver: string | undefined,
-): Record<string, unknown> {
-  const command: Record<string, unknown> = { id, action: 'capture' };
-  if (deliver) command['deliver'] = deliver;
+/** The capture settings given on the command line. */
+function buildSettings(values: Record<string, string | boolean | string[] | undefined>): Record<string, number> {
+  const settings: Record<string, number> = {};
   if (typeof values['at'] === 'string') {
     try {
-      command['at'] = parseAt(values['at'], Date.now());
+      settings['at'] = parseAt(values['at'], Date.now());
     } catch (err) {
       throw new UsageError(`--at: ${(err as Error).message}`);
     }
@@ -84,9 +45,9 @@ function buildCommand(
     if (typeof text !== 'string') continue;
     const value = Number(text);
     if (text.trim() === '' || !Number.isFinite(value)) throw new UsageError(`--${flag} must be a number, not '${text}'`);
-    command[key] = value;
+    settings[key] = value;
   }
-  return command;
+  return settings;
 }
 
 export async function runCapture(argv: string[]): Promise<number> {
@@ -102,6 +63,7 @@ export async function runCapture(argv: string[]): Promise<number> {
     'shutter-us': { type: 'string' },
     gain: { type: 'string' },
     timeout: { type: 'string', default: '60' },
+    json: { type: 'boolean' },
   });
   if (values.help) {
     process.stdout.write(CAPTURE_USAGE);
@@ -110,102 +72,90 @@ export async function runCapture(argv: string[]): Promise<number> {
   const chosen = Number(Boolean(values.node?.length)) + Number(Boolean(values.all)) + Number(Boolean(values.group));
   if (chosen !== 1) throw new UsageError('choose the nodes with exactly one of --node, --all or --group');
   const deliver = values.deliver ?? (values.out ? 'mqtt' : undefined);
-  if (deliver !== undefined && !['mqtt', 'http', 'none'].includes(deliver))
+  if (deliver !== undefined && deliver !== 'mqtt' && deliver !== 'http' && deliver !== 'none')
     throw new UsageError(`--deliver must be mqtt, http or none, not '${deliver}'`);
   if (deliver === 'mqtt' && !values.out) throw new UsageError('--deliver mqtt needs --out DIR to save the images in');
-  const receiving = deliver === 'mqtt';
   const timeoutS = Number(values.timeout);
   if (!(timeoutS > 0)) throw new UsageError(`--timeout must be a positive number of seconds, not '${values.timeout}'`);
   const prefix = values.prefix ?? 'cameras';
-  const id = `cli-${randomUUID()}`;
-  const command = buildCommand(id, values, deliver);
+  const { at, count, interval_ms, ...settings } = buildSettings(values);
+  const target: ShotTarget = values.node?.length ? [...new Set(values.node)] : values.all ? 'all' : `group:${values.group ?? ''}`;
+  const requester = `cli_${hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, '_')
+    .slice(0, 40)}_${process.pid}`;
+  const outDir = values.out ? resolve(values.out) : null;
+  const tty = process.stderr.isTTY;
+  const say = (message: string): void => void process.stderr.write(`${tty ? '\x1b[2K' : ''}${message}\n`);
 
   const client = await connectBroker(values);
-  const outcomes = new Map<string, Outcome>();
-  let receiver: Receiver | null = null;
-  let timer: NodeJS.Timeout | undefined;
+  let report: ShotReport;
   try {
-    const { topics, nodes } = await selectNodes(client, prefix, values);
-    if (nodes.length === 0) throw new UsageError('no node is online for that selection');
-    for (const nodeId of nodes) outcomes.set(nodeId, { nodeId, reply: null, images: new Map() });
-    const nodeDone = (o: Outcome): boolean =>
-      o.reply !== null && (!receiving || announcedFiles(o.reply).every((name) => o.images.has(name)));
-    let finished!: () => void;
-    const done = new Promise<void>((resolveDone) => {
-      finished = resolveDone;
-    });
-    const check = (): void => {
-      if ([...outcomes.values()].every(nodeDone)) finished();
-    };
-    if (receiving) {
-      const progressLines = process.stderr.isTTY;
-      receiver = createReceiver({
-        client,
-        prefix,
-        outDir: resolve(values.out ?? '.'),
-        nodes,
-        onImage: (image) => {
-          outcomes.get(image.nodeId)?.images.set(image.filename, image);
-          process.stderr.write(
-            `${progressLines ? '\x1b[2K' : ''}${image.nodeId}: saved ${image.path} (${image.size} bytes, sha256 verified)\n`,
+    report = await runShot(client, {
+      prefix,
+      target,
+      requester,
+      id: `cli-${randomUUID()}`,
+      timeoutMs: timeoutS * 1000,
+      settings,
+      requireExpected: true,
+      ...(deliver ? { deliver } : {}),
+      ...(outDir ? { outDir } : {}),
+      ...(at !== undefined ? { at } : {}),
+      ...(count !== undefined ? { count } : {}),
+      ...(interval_ms !== undefined ? { interval_ms } : {}),
+      onEvent: (event) => {
+        if (event.type === 'sent') say(`capture ${event.shot_id} sent to ${event.asked.length} node(s): ${event.asked.join(', ')}`);
+        else if (event.type === 'image')
+          say(`${event.image.nodeId}: saved ${event.image.path} (${event.image.size} bytes, sha256 verified)`);
+        else if (event.type === 'error') say(`${event.node_id}: ${event.filename}: ${event.message}`);
+        else {
+          const error = event.reply['error'] as { code: string; message: string } | undefined;
+          say(
+            `${event.node_id}: ${error ? `error ${error.code}: ${error.message}` : `captured ${announcedFiles(event.reply).join(', ')}`}`,
           );
-          check();
-        },
-        onProgress: ({ nodeId, filename, received, chunks }) => {
-          if (progressLines) process.stderr.write(`\x1b[2K${nodeId}: ${filename} ${received}/${chunks} chunks\r`);
-        },
-        onError: ({ nodeId, filename, message }) => process.stderr.write(`${nodeId}: ${filename}: ${message}\n`),
-      });
-      await receiver.start();
-    }
-    // MQTT 5: the replies come on a topic of our own; 3.1.1: on every node's res topic, picked by id.
-    const replyTopic = speaksMqtt5(client) ? `${prefix}/client/${client.options.clientId}/res` : `${prefix}/+/res`;
-    client.on('message', (topic: string, payload: Buffer, packet: IPublishPacket) => {
-      if (speaksMqtt5(client) ? topic !== replyTopic : !topic.endsWith('/res')) return;
-      if (packet.properties?.correlationData && packet.properties.correlationData.toString() !== id) return;
-      let reply: Record<string, unknown>;
-      try {
-        reply = JSON.parse(payload.toString()) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      const outcome = outcomes.get(String(reply['node_id']));
-      if (reply['id'] !== id || !outcome || outcome.reply) return;
-      outcome.reply = reply;
-      const error = reply['error'] as { code: string; message: string } | undefined;
-      const files = announcedFiles(reply);
-      process.stderr.write(`${outcome.nodeId}: ${error ? `error ${error.code}: ${error.message}` : `captured ${files.join(', ')}`}\n`);
-      check();
+        }
+      },
     });
-    await client.subscribeAsync(replyTopic, { qos: 1 });
-    const properties = speaksMqtt5(client) ? { properties: { responseTopic: replyTopic, correlationData: Buffer.from(id) } } : {};
-    for (const topic of topics) await client.publishAsync(topic, JSON.stringify(command), { qos: 1, ...properties });
-    process.stderr.write(`capture ${id} sent to ${nodes.length} node(s): ${nodes.join(', ')}\n`);
-    timer = setTimeout(finished, timeoutS * 1000);
-    await done;
+  } catch (err) {
+    if (err instanceof NoNodesError) throw new UsageError(err.message);
+    throw err;
   } finally {
-    clearTimeout(timer);
-    await receiver?.stop();
     await client.endAsync();
   }
-  return report([...outcomes.values()], receiving);
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, outDir));
+  return shotSucceeded(report) ? 0 : 1;
 }
 
-/** One line per node on stdout (node, ok|FAILED, what), and the exit code. */
-function report(outcomes: Outcome[], receiving: boolean): number {
-  let failed = 0;
-  for (const { nodeId, reply, images } of outcomes) {
-    const files = reply ? announcedFiles(reply) : [];
-    const missing = receiving ? files.filter((name) => !images.has(name)) : [];
-    const error = reply?.['error'] as { code?: string; message?: string } | undefined;
+/** Every node answered with success and, when the images were received here, every image is here. */
+export const shotSucceeded = (report: ShotReport): boolean =>
+  report.nodes.every((node) => node.status === 'ok' && (report.deliver !== 'mqtt' || node.delivered));
+
+const ms = (value: number | null): string => (value === null ? '-' : `${Math.round(value * 10) / 10} ms`);
+
+/**
+ * One line per node (node, ok|FAILED, what), then the report as `#` lines: nodes asked, answered
+ * and delivered, trigger and exposure spread, worst clock offset, the nodes missing, the report file.
+ */
+export function formatReport(report: ShotReport, outDir: string | null): string {
+  const lines: string[] = [];
+  const receiving = report.deliver === 'mqtt' && outDir !== null;
+  for (const node of report.nodes) {
+    const undelivered = receiving ? node.files.filter((file) => !file.delivered).map((file) => file.filename) : [];
     let what: string;
-    if (!reply) what = 'no reply';
-    else if (error) what = `${error.code ?? 'error'}: ${error.message ?? ''}`;
-    else if (missing.length > 0) what = `not received: ${missing.join(', ')}`;
-    else what = receiving ? files.map((name) => images.get(name)?.path ?? name).join(' ') : files.join(' ');
-    const ok = reply?.['status'] === 'success' && missing.length === 0;
-    if (!ok) failed += 1;
-    process.stdout.write(`${nodeId}\t${ok ? 'ok' : 'FAILED'}\t${what}\n`);
+    if (node.status === 'missing') what = node.availability === 'offline' ? 'no reply (offline before the shot)' : 'no reply';
+    else if (node.error) what = `${node.error.code}: ${node.error.message}`;
+    else if (undelivered.length > 0) what = `not received: ${undelivered.join(', ')}`;
+    else if (receiving) what = node.files.map((file) => join(outDir, shotFolder(report.shot_id), file.path ?? file.filename)).join(' ');
+    else what = node.files.map((file) => file.filename).join(' ');
+    const ok = node.status === 'ok' && undelivered.length === 0;
+    lines.push(`${node.node_id}\t${ok ? 'ok' : 'FAILED'}\t${what}`);
   }
-  return failed === 0 ? 0 : 1;
+  const s = report.summary;
+  lines.push(
+    `# shot ${report.shot_id}: ${s.asked} asked, ${s.answered} answered, ${s.delivered} delivered, ${s.failed} failed, ${s.missing} missing`,
+    `# trigger spread ${ms(s.trigger_spread_ms)}, exposure spread ${ms(s.exposure_spread_ms)}, worst clock offset ${ms(s.worst_clock_offset_ms)}`,
+  );
+  if (report.missing.length > 0) lines.push(`# missing: ${report.missing.join(', ')}`);
+  if (outDir) lines.push(`# report: ${join(outDir, shotFolder(report.shot_id), 'shot.json')}`);
+  return `${lines.join('\n')}\n`;
 }

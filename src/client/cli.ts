@@ -1,11 +1,11 @@
 import { parseHaRemoveArgs, removeHaDiscovery } from '../ha/remove.js';
 import { connectBroker, parseCommandArgs, UsageError } from './cli-broker.js';
 import { CAPTURE_USAGE, runCapture } from './cli-capture.js';
+import { COLLECT_USAGE, runCollect } from './cli-collect.js';
 import { DASHBOARD_USAGE, runDashboard } from './cli-dashboard.js';
 import { runStatus, STATUS_USAGE } from './cli-status.js';
-import { runWatch, WATCH_USAGE } from './cli-watch.js';
 
-export const CLIENT_COMMANDS = ['capture', 'watch', 'status', 'dashboard', 'ha-remove'] as const;
+export const CLIENT_COMMANDS = ['capture', 'collect', 'watch', 'status', 'dashboard', 'ha-remove'] as const;
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
 
 const HA_REMOVE_USAGE = `camera-node ha-remove --broker URL (--node ID ... | --all) [--ha-prefix homeassistant]
@@ -33,7 +33,9 @@ async function runHaRemove(argv: string[]): Promise<number> {
 
 const COMMANDS: Record<ClientCommand, { run: (argv: string[]) => Promise<number>; usage: string }> = {
   capture: { run: runCapture, usage: CAPTURE_USAGE },
-  watch: { run: (argv) => runWatch(argv), usage: WATCH_USAGE },
+  collect: { run: (argv) => runCollect(argv), usage: COLLECT_USAGE },
+  // The earlier name of collect.
+  watch: { run: (argv) => runCollect(argv), usage: COLLECT_USAGE },
   status: { run: runStatus, usage: STATUS_USAGE },
   dashboard: { run: (argv) => runDashboard(argv), usage: DASHBOARD_USAGE },
   'ha-remove': { run: runHaRemove, usage: HA_REMOVE_USAGE },

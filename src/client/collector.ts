@@ -89,6 +89,8 @@ export function createCollector(options: CollectorOptions) {
     reconnectOnConnackError: true,
     // Nothing may arrive before the receiver listens: messages queued in the session come right after CONNACK.
     manualConnect: true,
+    // Subscribed on every connect instead (see open).
+    resubscribe: false,
     will: { topic: availability, payload: Buffer.from('offline'), qos: 1, retain: true },
     ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: options.sessionExpiryS ?? 3600 } } : {}),
     ...(options.username !== undefined ? { username: options.username } : {}),
@@ -157,14 +159,18 @@ export function createCollector(options: CollectorOptions) {
       },
     });
     next.on('message', onReply);
-    next.on('connect', () => {
-      options.logger?.info({ url: options.url, protocol: protocolVersion }, 'collector connected');
-      void next.publishAsync(availability, 'online', { qos: 1, retain: true }).catch(() => undefined);
+    next.on('connect', (connack) => {
+      options.logger?.info({ url: options.url, protocol: protocolVersion, session_present: connack.sessionPresent }, 'collector connected');
+      // Every time: a broker that lost the session (restarted without persistence) has forgotten them.
+      const subscribed = Promise.all([nextReceiver.subscribe(), next.subscribeAsync(replies, { qos: 1 })]);
+      ready = subscribed.then(() => undefined);
+      void subscribed
+        .then(() => next.publishAsync(availability, 'online', { qos: 1, retain: true }))
+        .catch((err: Error) => options.logger?.warn({ err: err.message }, 'cannot subscribe; retried at the next connect'));
     });
     next.on('offline', () => options.logger?.warn({ url: options.url }, 'broker unreachable; reconnecting'));
-    // Subscriptions made before the first CONNACK are queued by mqtt.js and sent right after it.
-    const receiving = nextReceiver.start();
-    void next.subscribeAsync(replies, { qos: 1 }).catch(() => undefined);
+    let ready: Promise<void> = Promise.resolve();
+    await nextReceiver.prepare();
     const outcome = await new Promise<'connected' | 'refused' | 'stopped'>((resolve) => {
       const onConnect = (): void => {
         next.off('error', onError);
@@ -195,7 +201,7 @@ export function createCollector(options: CollectorOptions) {
       await next.endAsync(true);
       return outcome;
     }
-    await receiving;
+    await ready.catch(() => undefined);
     return { client: next, receiver: nextReceiver };
   }
 

@@ -321,8 +321,10 @@ export function createReceiver(options: ReceiverOptions) {
       transferId: manifest.transfer_id,
       capturedAt: manifest.captured_at,
     };
+    // The receipt is on its way (queued in the client) before anyone hears of the image and stops us.
+    const receipt = sendReceipt(nodeId, image);
     options.onImage?.(image);
-    await sendReceipt(nodeId, image);
+    await receipt;
   }
 
   /** Starts writing a chunk at its offset; resolves once it is on disk (at once when it is not taken). */
@@ -531,11 +533,19 @@ export function createReceiver(options: ReceiverOptions) {
 
   return {
     async start(): Promise<void> {
+      await this.prepare();
+      await this.subscribe();
+    },
+    /** Resumes partial images and listens, before the client connects (a session's queued messages come at once). */
+    async prepare(): Promise<void> {
       stopped = false;
       await resume();
       client.handleMessage = gatedHandleMessage;
       client.on('message', onMessage);
       ticker = setInterval(checkpointAll, checkpointMs);
+    },
+    /** Subscribes (again, after a reconnect to a broker that forgot the session). */
+    async subscribe(): Promise<void> {
       await client.subscribeAsync(filters, { qos: 1 });
     },
     /** Images being received now. */

@@ -93,8 +93,13 @@ export interface ShotOptions {
   id?: string;
   /** Images from a collector already running on outDir, instead of a receiver of the shot's own. */
   images?: ImageSource;
+  /** Refuse to send (NoNodesError) when no node is expected to answer: none named online. */
+  requireExpected?: boolean;
   onEvent?: (event: ShotEvent) => void;
 }
+
+/** runShot with `requireExpected` found no node to wait for. */
+export class NoNodesError extends Error {}
 
 export type ShotEvent =
   | { type: 'sent'; shot_id: string; asked: string[] }
@@ -261,6 +266,7 @@ export async function runShot(client: MqttClient, options: ShotOptions): Promise
     ? [...new Set(target)]
     : [...known].filter(([, node]) => group === null || node.groups.includes(group)).map(([nodeId]) => nodeId);
   const expected = new Set(Array.isArray(target) ? addressed : addressed.filter((nodeId) => known.get(nodeId)?.availability === 'online'));
+  if (options.requireExpected && expected.size === 0) throw new NoNodesError('no node is online for that selection');
   const replies = new Map<string, Record<string, unknown>>();
   const images = new Map<string, Map<string, ReceivedImage>>();
   const outDir = deliver === 'mqtt' ? options.outDir : undefined;
