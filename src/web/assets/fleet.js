@@ -118,8 +118,14 @@ function fileLinks(report, entry) {
     { class: 'actions' },
     ...files.map((file) => {
       if (!file.path) return el('span', { class: 'muted' }, `${file.filename} (not received)`);
-      const href = ['/files', report.folder ?? report.shot_id, ...file.path.split('/')].map((part, i) => (i === 0 ? part : encodeURIComponent(part))).join('/');
-      return el('a', { href, download: file.filename, onclick: (event) => download(event, href, file.filename).catch(() => undefined) }, file.filename);
+      const href = ['/files', report.folder ?? report.shot_id, ...file.path.split('/')]
+        .map((part, i) => (i === 0 ? part : encodeURIComponent(part)))
+        .join('/');
+      return el(
+        'a',
+        { href, download: file.filename, onclick: (event) => download(event, href, file.filename).catch(() => undefined) },
+        file.filename,
+      );
     }),
   );
 }
