@@ -1,17 +1,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../src/mqtt/broker.js';
 import { createFleetDashboard, type FleetDashboard } from '../src/web/fleet.js';
+import { createFleetShots, type FleetShots } from '../src/web/fleet-shots.js';
 import { browserMissing, launchBrowser, type TestBrowser } from './helpers/browser.js';
+import { mosquittoMissing, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 import { connectClient } from './helpers/mqtt.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 
 const missing = await browserMissing();
+/** The fleet page's collector speaks MQTT 5 first, as a fleet's Mosquitto does (see web-fleet.test.ts). */
+const noMosquitto = mosquittoMissing();
 /** Page-side expressions, as strings: the tests compile without the DOM's types. */
 const text = (id: string): string => `(document.getElementById(${JSON.stringify(id)})?.textContent ?? '')`;
 const LIVE = `${text('live')} === 'live'`;
@@ -109,18 +112,20 @@ describe('node page with HTTP_TOKEN in a browser', { skip: missing ?? false }, (
   });
 });
 
-describe('fleet page in a browser', { skip: missing ?? false }, () => {
+describe('fleet page in a browser', { skip: missing ?? noMosquitto ?? false }, () => {
   let browser: TestBrowser;
-  let broker: EmbeddedBroker;
+  let broker: Mosquitto;
   let nodes: TestNode[];
   let client: MqttClient;
   let dashboard: FleetDashboard;
+  let shots: FleetShots;
   let url: string;
   let outDir: string;
+  const silent = pino({ level: 'silent' });
 
   before(async () => {
-    broker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }) });
-    const shared = { mqtt_url: broker.url, mqtt_protocol_version: 4 as const };
+    broker = await startMosquitto();
+    const shared = { mqtt_url: broker.url };
     [browser, ...nodes] = await Promise.all([
       launchBrowser(),
       startTestNode({ ...shared, node_id: 'rig-01', groups: ['north'] }),
@@ -129,58 +134,41 @@ describe('fleet page in a browser', { skip: missing ?? false }, () => {
     ]);
     outDir = await mkdtemp(join(tmpdir(), 'camera-node-fleet-page-'));
     client = await connectClient(broker.url);
-    dashboard = createFleetDashboard({
-      client,
-      prefix: 'cameras',
-      outDir,
-      host: '127.0.0.1',
-      port: 0,
-      logger: pino({ level: 'silent' }),
-      runShot: null,
-    });
+    shots = createFleetShots({ client, url: broker.url, prefix: 'cameras', outDir, name: 'dashboard-page-test', logger: silent });
+    dashboard = createFleetDashboard({ client, prefix: 'cameras', outDir, host: '127.0.0.1', port: 0, logger: silent, runShot: shots.run });
+    await shots.start();
     url = await dashboard.start();
   });
   after(async () => {
     await dashboard?.stop();
+    await shots?.stop();
     await client?.endAsync();
     await Promise.all([browser?.close(), ...(nodes ?? []).map((n) => n.stop())]);
     await broker?.stop();
     if (outDir) await rm(outDir, { recursive: true, force: true });
   });
 
-  test('shows every node with its preview, and a shot report from DIR with its download links', async () => {
-    const shot = {
-      shot_id: 'shot-from-disk',
-      created_at: new Date().toISOString(),
-      target: 'all',
-      nodes: nodes.map((n) => ({
-        node_id: n.config.node_id,
-        status: 'ok',
-        filename: 'capture_20260101_000000.dng',
-        size: 9,
-        delivered: true,
-        late_ms: 0.4,
-      })),
-      missing: [],
-      summary: { asked: 3, answered: 3, delivered: 3, trigger_spread_ms: 1.2, missing: 0 },
-    };
-    for (const n of nodes) {
-      await mkdir(join(outDir, shot.shot_id, n.config.node_id), { recursive: true });
-      await writeFile(join(outDir, shot.shot_id, n.config.node_id, 'capture_20260101_000000.dng'), 'DNG bytes');
-    }
-    await writeFile(join(outDir, shot.shot_id, 'shot.json'), JSON.stringify(shot));
+  test('shows every node, runs a shot from the form and lists every node in its report, with download links', async () => {
     await Promise.all(nodes.map((n) => fetch(`${n.httpUrl}/capture`, { method: 'POST' })));
-
     const { page, problems } = await browser.open();
     await page.goto(`${url}/`);
     await page.waitForFunction(LIVE);
     await page.waitForFunction(`document.querySelectorAll('#nodes li.node').length === ${nodes.length}`);
-    await page.waitForFunction(`[...document.querySelectorAll('#nodes li.node img')].every((img) => img.src.startsWith('blob:'))`);
     await page.waitForFunction(`${text('fleet-count')} === '(3 of 3 online)'`);
-    const links = await page.$$eval('#shot-shot-from-disk a[download]', (anchors) => anchors.map((a) => a.getAttribute('href')));
+    await page.waitForFunction(`[...document.querySelectorAll('#nodes li.node img')].every((img) => img.src.startsWith('blob:'))`);
+    assert.equal(await page.$('#shots details'), null, 'no shot yet');
+
+    await page.type('#at', '+1s');
+    await page.click('#shoot');
+    await page.waitForFunction(`/^Shot .*: 3 of 3 nodes answered, 3 images delivered/.test(${text('shot-result')})`, { timeout: 60_000 });
+    const rows = await page.$$eval('#shots details tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''));
+    assert.equal(rows.length, nodes.length);
+    for (const n of nodes) assert.ok(rows.some((row) => row.startsWith(`${n.config.node_id}ok`)), `${n.config.node_id} in ${rows.join(' | ')}`);
+    const links = await page.$$eval('#shots details a[download]', (anchors) => anchors.map((a) => a.getAttribute('href') ?? ''));
     assert.equal(links.length, nodes.length);
     const download = await fetch(`${url}${links[0]}`);
-    assert.equal(await download.text(), 'DNG bytes');
+    assert.equal(download.status, 200);
+    assert.ok((await download.arrayBuffer()).byteLength > 0);
     await browser.screenshot(page, 'fleet-page');
     assert.deepEqual(problems, []);
     await page.close();
