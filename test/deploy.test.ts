@@ -164,21 +164,26 @@ describe('install.sh and the systemd unit', () => {
       // Packages the lock file marks dev-only (typescript, node-red and everything only they need)
       // are absent; a dev dependency that a production one also needs (ws, for mqtt) is not dev-only.
       const lock = JSON.parse(await readFile(join(PROJECT, 'package-lock.json'), 'utf8')) as {
-        packages: Record<string, { dev?: boolean }>;
+        packages: Record<string, { dev?: boolean; version?: string }>;
       };
-      const devOnly = Object.entries(lock.packages)
-        .filter(([path, entry]) => entry.dev === true && /^node_modules\/(@[^/]+\/)?[^/]+$/.test(path))
-        .map(([path]) => path.slice('node_modules/'.length));
+      const devOnlyEntries = Object.entries(lock.packages).filter(
+        ([path, entry]) => entry.dev === true && /^node_modules\/(@[^/]+\/)?[^/]+$/.test(path),
+      );
+      const devOnly = devOnlyEntries.map(([path]) => path.slice('node_modules/'.length));
+      const devVersion = new Map(devOnlyEntries.map(([path, entry]) => [path.slice('node_modules/'.length), entry.version]));
       assert.ok(devOnly.includes('typescript') && devOnly.includes('fast-check'));
       const installed = new Set(modules.flatMap((entry) => (entry.startsWith('@') ? [] : [entry])));
       for (const scope of modules.filter((entry) => entry.startsWith('@'))) {
         for (const name of await readdir(join(app(), 'node_modules', scope))) installed.add(`${scope}/${name}`);
       }
-      assert.deepEqual(
-        devOnly.filter((name) => installed.has(name)),
-        [],
-        'dev-only packages installed',
-      );
+      // By version too: a production dependency may need another major of a dev-only package's name
+      // (@fastify/static needs content-disposition 3, node-red 0.5), which npm then hoists.
+      const installedVersion = async (name: string): Promise<string | undefined> =>
+        (JSON.parse(await readFile(join(app(), 'node_modules', name, 'package.json'), 'utf8')) as { version?: string }).version;
+      const devInstalled: string[] = [];
+      for (const name of devOnly.filter((n) => installed.has(n)))
+        if ((await installedVersion(name)) === devVersion.get(name)) devInstalled.push(name);
+      assert.deepEqual(devInstalled, [], 'dev-only packages installed');
       // The installed command runs.
       const version = run(join(root, 'opt/camera-node/bin/camera-node'), ['--version']);
       assert.equal(version.status, 0, version.output);

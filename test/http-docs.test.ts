@@ -95,6 +95,12 @@ describe('API docs', () => {
     const bundle = await fetch(`${t.httpUrl}/docs/static/swagger-ui-bundle.js`);
     assert.equal(bundle.status, 200);
     assert.ok((await bundle.arrayBuffer()).byteLength > 100_000);
+    const missing = await fetch(`${t.httpUrl}/docs/static/nope.js`);
+    assert.equal(missing.status, 404);
+    assert.deepEqual(await missing.json(), { detail: 'Not Found', code: 'not_found' });
+    const outside = await fetch(`${t.httpUrl}/docs/static/..%2F..%2Fpackage.json`);
+    assert.equal(outside.status, 404, 'nothing outside the UI folder is served');
+    await outside.arrayBuffer();
     const refused = await fetch(`${t.httpUrl}/status`);
     assert.equal(refused.status, 401, 'the API itself still needs the token');
     await refused.arrayBuffer();

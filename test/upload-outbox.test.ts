@@ -211,8 +211,8 @@ describe('upload outbox', () => {
       await second.exited;
     });
     const image = await waitFor('the delivered mark', async () => {
-      const list = (await (await fetch(`${second.httpUrl}/images`)).json()) as { images: Array<{ filename: string; delivered: string[] }> };
-      return list.images[0]?.delivered.includes('http') ? list.images[0] : null;
+      const list = (await (await fetch(`${second.httpUrl}/images`)).json()) as Array<{ filename: string; delivered: string[] }>;
+      return list[0]?.delivered.includes('http') ? list[0] : null;
     });
     assert.equal(image.filename, captured.file_info.filename);
     assert.equal(accepting.received.length, 1);

@@ -1,3 +1,6 @@
+import { open, readdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
 
 /**
@@ -8,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteO
  * the first request for the docs imports @fastify/swagger and @fastify/swagger-ui into a fastify
  * instance of their own, declares the recorded routes on it (their schemas, no handlers), and keeps
  * it to answer the docs from then on. An idle node pays for a list of route references, no more.
- * The UI's files are the package's own, served from disk: no CDN.
+ * The UI's files are the package's own, streamed from disk: no CDN, and no bundle held in memory.
  */
 
 export interface DocsOptions {
@@ -25,7 +28,20 @@ export const DOCS_PREFIX = '/docs';
 interface DocsApp {
   app: FastifyInstance;
   spec: unknown;
+  /** The UI's files as shipped (name → path), streamed from disk rather than buffered by inject(). */
+  files: ReadonlyMap<string, string>;
 }
+
+const TYPES: Record<string, string> = {
+  '.js': 'application/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.html': 'text/html; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.map': 'application/json',
+};
+/** Made by the plugin from its options, not shipped as they are. */
+const GENERATED = new Set(['swagger-initializer.js', 'index.html']);
 
 /** FastAPI's error bodies, beside the node's `code`. */
 const COMPONENTS = {
@@ -83,6 +99,7 @@ async function buildDocs(routes: readonly RouteOptions[], options: DocsOptions):
   // The schemas are only read here: nothing is validated or serialised by this instance.
   app.setValidatorCompiler(() => () => true);
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: 'Not Found', code: 'not_found' }));
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -101,7 +118,11 @@ async function buildDocs(routes: readonly RouteOptions[], options: DocsOptions):
     app.route({ method: route.method, url: route.url, ...(route.schema ? { schema: route.schema } : {}), handler: async () => null });
   }
   await app.ready();
-  return { app, spec: app.swagger() };
+  const staticDir = join(dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/package.json')), 'static');
+  const files = new Map<string, string>();
+  for (const name of await readdir(staticDir))
+    if (!GENERATED.has(name) && TYPES[extname(name)]) files.set(`${DOCS_PREFIX}/static/${name}`, join(staticDir, name));
+  return { app, spec: app.swagger(), files };
 }
 
 /**
@@ -129,6 +150,20 @@ export function registerDocs(app: FastifyInstance, options: DocsOptions): void {
   // The UI's own files and its copy of the document, answered by the docs instance.
   const forward = async (request: FastifyRequest, reply: FastifyReply) => {
     const docs = await load();
+    // Only names from the package's own folder: any other path goes to the docs instance (and 404s there).
+    const file = docs.files.get(request.url.split('?', 1)[0] ?? '');
+    if (file) {
+      const handle = await open(file, 'r');
+      const { size } = await handle.stat().catch(async (err: unknown) => {
+        await handle.close();
+        throw err;
+      });
+      return reply
+        .type(TYPES[extname(file)] ?? 'application/octet-stream')
+        .header('content-length', size)
+        .header('cache-control', 'public, max-age=3600')
+        .send(handle.createReadStream());
+    }
     const answer = await docs.app.inject({ method: 'GET', url: request.url });
     for (const name of ['content-type', 'cache-control', 'etag', 'last-modified', 'location', 'content-security-policy']) {
       const value = answer.headers[name];

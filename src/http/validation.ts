@@ -86,7 +86,11 @@ interface AjvIssue {
 /** Fastify's (ajv's) validation errors in FastAPI's words. */
 export function fromSchemaErrors(errors: readonly AjvIssue[], context: string | undefined, input: unknown): ValidationIssue[] {
   const where = LOCATION[context ?? ''] ?? context ?? 'request';
-  return errors.map((error) => {
+  // A union's summary ("must match a schema in anyOf") adds nothing to its members' errors, which
+  // pydantic lists one by one.
+  const summary = (error: AjvIssue) => error.keyword === 'anyOf' || error.keyword === 'oneOf';
+  const shown = errors.some((error) => !summary(error)) ? errors.filter((error) => !summary(error)) : errors;
+  return shown.map((error) => {
     const path = error.instancePath.split('/').slice(1);
     const extra = error.params['additionalProperty'] ?? error.params['missingProperty'];
     if (typeof extra === 'string') path.push(extra);
