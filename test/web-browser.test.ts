@@ -163,7 +163,11 @@ describe('fleet page in a browser', { skip: missing ?? noMosquitto ?? false }, (
     await page.waitForFunction(`/^Shot .*: 3 of 3 nodes answered, 3 images delivered/.test(${text('shot-result')})`, { timeout: 60_000 });
     const rows = await page.$$eval('#shots details tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''));
     assert.equal(rows.length, nodes.length);
-    for (const n of nodes) assert.ok(rows.some((row) => row.startsWith(`${n.config.node_id}ok`)), `${n.config.node_id} in ${rows.join(' | ')}`);
+    for (const n of nodes)
+      assert.ok(
+        rows.some((row) => row.startsWith(`${n.config.node_id}ok`)),
+        `${n.config.node_id} in ${rows.join(' | ')}`,
+      );
     const links = await page.$$eval('#shots details a[download]', (anchors) => anchors.map((a) => a.getAttribute('href') ?? ''));
     assert.equal(links.length, nodes.length);
     const download = await fetch(`${url}${links[0]}`);
