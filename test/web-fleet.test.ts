@@ -7,6 +7,7 @@ import type { MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { UsageError } from '../src/client/cli-broker.js';
 import { runDashboard } from '../src/client/cli-dashboard.js';
+import { startEmbeddedBroker } from '../src/mqtt/broker.js';
 import { createFleetDashboard, type FleetDashboard, type ShotRequest } from '../src/web/fleet.js';
 import { createFleetState, type FleetNode } from '../src/web/fleet-state.js';
 import { createFleetShots, type FleetShots } from '../src/web/fleet-shots.js';
@@ -267,5 +268,41 @@ describe('camera-node dashboard', { skip: noMosquitto ?? false }, () => {
 
   test('a bad port is a usage error, before anything connects', async () => {
     await assert.rejects(runDashboard(['--broker', 'mqtt://127.0.0.1:1', '--port', 'eighty']), UsageError);
+  });
+});
+
+// No collector here (no fleet capture), so the node's own embedded broker will do.
+describe('fleet dashboard with a token', () => {
+  test('the page loads without it; the API, the stream and the files need it', async () => {
+    const broker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, logger: silent });
+    const client = await connectClient(broker.url);
+    const outDir = await mkdtemp(join(tmpdir(), 'camera-node-dashboard-token-'));
+    const dashboard = createFleetDashboard({
+      client,
+      prefix: 'cameras',
+      outDir,
+      host: '127.0.0.1',
+      port: 0,
+      token: 'fleet-secret',
+      logger: silent,
+      runShot: null,
+    });
+    try {
+      const url = await dashboard.start();
+      for (const path of ['/', '/ui/fleet.js', '/ui/common.js', '/ui/style.css'])
+        assert.equal((await fetch(`${url}${path}`)).status, 200, path);
+      for (const path of ['/api/nodes', '/api/shots', '/events', '/files/a/b/c', '/ui/node.js']) {
+        const status = (await fetch(`${url}${path}`)).status;
+        assert.ok(status === 401 || (path === '/ui/node.js' && status === 404), `${path} → ${status}`);
+      }
+      const authorized = await fetch(`${url}/api/nodes`, { headers: { authorization: 'Bearer fleet-secret' } });
+      assert.equal(authorized.status, 200);
+      assert.deepEqual(await authorized.json(), []);
+    } finally {
+      await dashboard.stop();
+      await client.endAsync();
+      await broker.stop();
+      await rm(outDir, { recursive: true, force: true });
+    }
   });
 });
