@@ -34,7 +34,14 @@ describe('node web page', () => {
   });
 
   test('only the page’s own files are served under /ui/', async () => {
-    for (const path of ['/ui/nope.js', '/ui/..%2Fassets.ts', '/ui/..%2F..%2Fpackage.json', '/ui/node.html.bak']) {
+    for (const path of [
+      '/ui/nope.js',
+      '/ui/..%2Fassets.ts',
+      '/ui/..%2F..%2Fpackage.json',
+      '/ui/node.html.bak',
+      '/ui/fleet.js',
+      '/ui/node.html',
+    ]) {
       const response = await fetch(`${t.httpUrl}${path}`);
       assert.equal(response.status, 404, path);
     }

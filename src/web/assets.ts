@@ -33,8 +33,6 @@ interface Asset {
 
 const cache = new Map<string, Promise<Asset>>();
 
-export const isAsset = (name: string): boolean => Object.hasOwn(TYPES, name);
-
 function load(name: string): Promise<Asset> {
   let found = cache.get(name);
   if (!found) {

@@ -7,6 +7,7 @@ import type { NodeLive } from './node-live.js';
 /** What a browser may load without the token: the page itself holds nothing secret, its API calls do. */
 export const NODE_PAGE_OPEN_PATHS: readonly string[] = ['/', '/ui/node.js', '/ui/common.js', '/ui/style.css'];
 
+const NODE_ASSETS = new Set(['node.js', 'common.js', 'style.css']);
 const OWNER = 'web';
 
 export interface NodePageOptions {
@@ -47,9 +48,8 @@ export function createNodePage(options: NodePageOptions): NodePage {
       // The page is not part of the API: left out of /openapi.json.
       app.get('/', { schema: { hide: true } }, page('node.html'));
       app.get<{ Params: { name: string } }>('/ui/:name', { schema: { hide: true } }, async (request, reply) => {
-        const files = await assets();
-        if (!files.isAsset(request.params.name)) throw new NodeError('not_found', 'Not Found');
-        return files.sendAsset(request, reply, request.params.name);
+        if (!NODE_ASSETS.has(request.params.name)) throw new NodeError('not_found', 'Not Found');
+        return (await assets()).sendAsset(request, reply, request.params.name);
       });
       const jpeg = { description: 'The JPEG thumbnail', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } } } };
       const previewSchema = {
