@@ -70,12 +70,18 @@ export function createNodePage(options: NodePageOptions): NodePage {
           'text/event-stream: `status` (the status object) on each change and every interval, `images` ({reason, filename}) when the list changed, `preview` ({filename}) when a new preview is there.',
       };
       app.get('/events', { schema: eventsSchema, exposeHeadRoute: false }, async (request, reply) => {
-        live ??= import('./node-live.js').then((m) => m.createNodeLive({ ...options, latestPreview: () => preview?.filename ?? null }));
+        live ??= import('./node-live.js')
+          .then((m) => m.createNodeLive({ ...options, latestPreview: () => preview?.filename ?? null }))
+          .catch((err: unknown) => {
+            // Not kept: the next request tries again.
+            live = null;
+            throw err;
+          });
         (await live).add(request, reply);
       });
       // Open streams are not idle connections: end them first, or closing the server would wait on them.
       app.addHook('preClose', async () => {
-        (await live)?.close();
+        (await live?.catch(() => null))?.close();
       });
     },
     stop() {
