@@ -11,6 +11,8 @@ Usage:
                                             capture on the fleet, wait for replies and images
   camera-node watch --broker URL --out DIR  save every image the fleet delivers
   camera-node status --broker URL [--json]  a table of the fleet
+  camera-node dashboard --broker URL [--port 8080] [--out DIR]
+                                            a web page for the whole fleet
   camera-node ha-remove --broker URL (--node ID | --all)
                                             remove Home Assistant entities
   camera-node --help | --version

@@ -25,6 +25,7 @@ import { createImageStore } from './storage/store.js';
 import { CLOCK_CHECK_INTERVAL_MS, createClockMonitor, type ClockMonitor } from './schedule/clock-health.js';
 import type { Telemetry } from './telemetry/types.js';
 import { createTelemetry } from './telemetry/sampler.js';
+import { createNodePage, NODE_PAGE_OPEN_PATHS } from './web/node-page.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
@@ -240,8 +241,11 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       }),
     );
 
+    const page = createNodePage({ events: bus, commands: nodeCommands, statusIntervalMs: config.status_sample_interval_s * 1000 });
+    parts.started('web page', () => page.stop());
     const app = await createHttpServer({
-      plugins: [metrics.plugin],
+      plugins: [metrics.plugin, page.plugin],
+      openPaths: NODE_PAGE_OPEN_PATHS,
       commands: nodeCommands,
       logger,
       corsOrigins: config.cors_origins,

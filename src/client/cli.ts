@@ -2,6 +2,7 @@ import { parseHaRemoveArgs, removeHaDiscovery } from '../ha/remove.js';
 import { connectBroker, parseCommandArgs, UsageError } from './cli-broker.js';
 import { CAPTURE_USAGE, runCapture } from './cli-capture.js';
 import { COLLECT_USAGE, runCollect } from './cli-collect.js';
+import { DASHBOARD_USAGE, runDashboard } from './cli-dashboard.js';
 import { runStatus, STATUS_USAGE } from './cli-status.js';
 
 import { type ClientCommand, isClientCommand } from './names.js';
@@ -43,6 +44,7 @@ const COMMANDS: Record<ClientCommand, { run: (argv: string[]) => Promise<number>
   // The earlier name of collect.
   watch: { run: (argv) => runCollect(argv), usage: COLLECT_USAGE },
   status: { run: runStatus, usage: STATUS_USAGE },
+  dashboard: { run: (argv) => runDashboard(argv), usage: DASHBOARD_USAGE },
   'ha-remove': { run: runHaRemove, usage: HA_REMOVE_USAGE },
 };
 

@@ -35,6 +35,8 @@ export interface HttpServerOptions {
   plugins?: Array<(app: FastifyInstance) => void>;
   /** fastify's route validator factory; default: the build-time validators (src/http/validators.ts). */
   buildValidator?: ValidatorFactory;
+  /** Paths served without the token besides /health (the web page's files: its API calls carry it). */
+  openPaths?: readonly string[];
 }
 
 /**
@@ -139,7 +141,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   await app.register(cors, { origin: origins.includes('*') ? '*' : origins, methods: ['GET', 'POST', 'DELETE'], strictPreflight: false });
   if (options.rateLimit > 0) app.addHook('onRequest', createRateLimiter({ perMinute: options.rateLimit }));
   // The API docs are open, as FastAPI's are: they describe the routes, and the UI asks for the token.
-  if (options.httpToken) app.addHook('onRequest', bearerAuth(options.httpToken, ['/health', '/openapi.json', '/docs', '/docs/*']));
+  if (options.httpToken) {
+    app.addHook('onRequest', bearerAuth(options.httpToken, ['/health', '/openapi.json', '/docs', '/docs/*', ...(options.openPaths ?? [])]));
+  }
 
   app.addHook('preValidation', parseQueryLikeFastApi);
   // Response schemas document the API (/openapi.json); bodies are serialised whole, as before, so a
