@@ -197,6 +197,8 @@ export function createCollector(options: CollectorOptions) {
     });
     connecting = null;
     if (outcome !== 'connected') {
+      // A refused CONNACK has already queued a reconnect (reconnectOnConnackError): none may follow the end.
+      next.options.reconnectPeriod = 0;
       await nextReceiver.stop();
       await next.endAsync(true);
       return outcome;
