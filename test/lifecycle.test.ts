@@ -37,8 +37,8 @@ function rssAfterGc(): number {
  * simulated camera) started, used and stopped 50 times in one process: nothing any part opened may
  * outlive it. Handles and listeners must match exactly. Memory first grows while V8 warms up (code
  * and type feedback for paths the first cycle did not take, the allocator's arenas) and then levels
- * off, where a leak would keep growing: the second half of the run may add at most 2 %, and the
- * whole run at most 25 % (the goal is 5 %; the figure is printed).
+ * off, where a leak would keep growing: the second half of the run may add at most 5 % (live heap
+ * and RSS), and the whole run at most 25 % of RSS (the goal is 5 %; the figure is printed).
  */
 test('50 start/stop cycles of a node leave no handle, listener or memory behind', { timeout: 240_000 }, async () => {
   const cycle = async (): Promise<void> => {
@@ -53,22 +53,30 @@ test('50 start/stop cycles of a node leave no handle, listener or memory behind'
   await cycle();
   const first = resources();
   const rss: number[] = [rssAfterGc()];
+  const heap: number[] = [process.memoryUsage().heapUsed];
   for (let i = 2; i <= 50; i += 1) {
     await cycle();
     // A collection every cycle keeps the heap at its live size, so RSS follows what is retained
     // rather than how far V8 let the heap grow before collecting.
     const now = rssAfterGc();
-    if (i === 25 || i === 50) rss.push(now);
+    if (i === 25 || i === 50) {
+      rss.push(now);
+      heap.push(process.memoryUsage().heapUsed);
+    }
   }
   const last = resources();
   const [after1 = 0, after25 = 0, after50 = 0] = rss;
+  const [heap1 = 0, heap25 = 0, heap50 = 0] = heap;
   const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
   process.stdout.write(
-    `# RSS after 50 cycles ÷ after 1: ${(after50 / after1).toFixed(3)} (${mb(after1)}, ${mb(after25)}, ${mb(after50)} MB after 1, 25, 50)\n`,
+    `# RSS after 50 cycles ÷ after 1: ${(after50 / after1).toFixed(3)} (${mb(after1)}, ${mb(after25)}, ${mb(after50)} MB after 1, 25, 50); live heap ${(heap50 / heap1).toFixed(3)} (${mb(heap1)}, ${mb(heap25)}, ${mb(heap50)} MB)\n`,
   );
   assert.deepEqual(last.handles, first.handles, 'active handles after 50 cycles equal those after 1');
   assert.deepEqual(last.listeners, first.listeners, 'process listeners after 50 cycles equal those after 1');
-  assert.ok(after50 / after25 <= 1.02, `RSS still growing: ${mb(after25)} → ${mb(after50)} MB from cycle 25 to 50`);
+  // What a part retains shows in the live heap after a collection; RSS also moves with the allocator
+  // and the JIT on a loaded machine, so it gets more room.
+  assert.ok(heap50 / heap25 <= 1.05, `live heap still growing: ${mb(heap25)} → ${mb(heap50)} MB from cycle 25 to 50`);
+  assert.ok(after50 / after25 <= 1.05, `RSS still growing: ${mb(after25)} → ${mb(after50)} MB from cycle 25 to 50`);
   assert.ok(after50 / after1 <= 1.25, `RSS grew ${(after50 / after1).toFixed(3)}× over 49 more cycles`);
 });
 
