@@ -128,6 +128,7 @@ test('the status carries each part’s block, typed by the part registry', async
     'camera',
     'outbox',
     'metrics',
+    'web page',
     'http',
     'embedded broker',
     'mqtt',
