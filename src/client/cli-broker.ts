@@ -30,6 +30,44 @@ export function parseCommandArgs<O extends ParseArgsConfig['options']>(argv: str
   }
 }
 
+/** The broker's URL: --broker, or MQTT_URL. */
+export function brokerUrl(values: BrokerValues): string {
+  const url = values.broker ?? process.env['MQTT_URL'];
+  if (!url) throw new UsageError('--broker URL is required (or MQTT_URL)');
+  return url;
+}
+
+/** Username and password (--username/--password, or MQTT_USERNAME/MQTT_PASSWORD) and the --ca file, those given. */
+export async function brokerCredentials(values: BrokerValues): Promise<{ username?: string; password?: string; ca?: Buffer }> {
+  const username = values.username ?? process.env['MQTT_USERNAME'];
+  const password = values.password ?? process.env['MQTT_PASSWORD'];
+  return {
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+    ...(values.ca ? { ca: await readFile(values.ca) } : {}),
+  };
+}
+
+/**
+ * Resolves on SIGINT or SIGTERM, or when `signal` aborts, for commands that run until stopped;
+ * `release` takes the listeners off again.
+ */
+export function untilStopped(signal?: AbortSignal): { stopped: Promise<void>; release: () => void } {
+  let stop = (): void => undefined;
+  const stopped = new Promise<void>((resolveStop) => {
+    stop = resolveStop;
+  });
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  signal?.addEventListener('abort', stop, { once: true });
+  const release = (): void => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    signal?.removeEventListener('abort', stop);
+  };
+  return { stopped, release };
+}
+
 /** CONNACK codes of a broker that does not speak MQTT 5 (3.1.1's "unacceptable protocol version", 5's "unsupported"). */
 const PROTOCOL_REFUSED = new Set([1, 132]);
 
@@ -40,17 +78,12 @@ const PROTOCOL_REFUSED = new Set([1, 132]);
  * from the environment (MQTT_PASSWORD) so it does not show in the process list.
  */
 export async function connectBroker(values: BrokerValues): Promise<MqttClient> {
-  const url = values.broker ?? process.env['MQTT_URL'];
-  if (!url) throw new UsageError('--broker URL is required (or MQTT_URL)');
-  const username = values.username ?? process.env['MQTT_USERNAME'];
-  const password = values.password ?? process.env['MQTT_PASSWORD'];
+  const url = brokerUrl(values);
   const options: IClientOptions = {
     reconnectPeriod: 0,
     connectTimeout: 10_000,
     clientId: `camera-node-cli_${process.pid}_${Math.random().toString(16).slice(2, 8)}`,
-    ...(username ? { username } : {}),
-    ...(password ? { password } : {}),
-    ...(values.ca ? { ca: await readFile(values.ca) } : {}),
+    ...(await brokerCredentials(values)),
   };
   try {
     return await mqtt.connectAsync(url, { ...options, protocolVersion: 5 }, false);

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseCommandArgs, UsageError } from './cli-broker.js';
+import { brokerCredentials, brokerUrl, parseCommandArgs, UsageError, untilStopped } from './cli-broker.js';
 import { createCollector, defaultCollectorName } from './collector.js';
 
 export const COLLECT_USAGE = `camera-node collect --broker URL --out DIR [--name NAME] [options]
@@ -42,12 +41,9 @@ export async function runCollect(argv: string[], signal?: AbortSignal): Promise<
     return 0;
   }
   if (!values.out) throw new UsageError('--out DIR is required');
-  const url = values.broker ?? process.env['MQTT_URL'];
-  if (!url) throw new UsageError('--broker URL is required (or MQTT_URL)');
+  const url = brokerUrl(values);
   const name = values.name ?? defaultCollectorName();
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new UsageError(`--name must be 1-64 of A-Z a-z 0-9 _ . -, not '${name}'`);
-  const username = values.username ?? process.env['MQTT_USERNAME'];
-  const password = values.password ?? process.env['MQTT_PASSWORD'];
   const prefix = values.prefix ?? 'cameras';
   const outDir = resolve(values.out);
   const line = (fields: object, message: string): string =>
@@ -62,9 +58,7 @@ export async function runCollect(argv: string[], signal?: AbortSignal): Promise<
     maxTransfers: positive('max-transfers', values['max-transfers'], 32),
     sessionExpiryS: positive('session-expiry', values['session-expiry'], 3600),
     ...(values.node?.length ? { nodes: values.node } : {}),
-    ...(username ? { username } : {}),
-    ...(password ? { password } : {}),
-    ...(values.ca ? { ca: await readFile(values.ca) } : {}),
+    ...(await brokerCredentials(values)),
     logger: {
       info: (fields, message) => {
         if (message !== 'image received') process.stderr.write(line(fields, message));
@@ -75,21 +69,13 @@ export async function runCollect(argv: string[], signal?: AbortSignal): Promise<
   collector.on('image', (image) =>
     process.stdout.write(`${new Date().toISOString()}\t${image.nodeId}\t${image.path}\t${image.size}\t${image.sha256}\n`),
   );
-  let stop = (): void => undefined;
-  const stopped = new Promise<void>((resolveStop) => {
-    stop = resolveStop;
-  });
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  signal?.addEventListener('abort', stop, { once: true });
+  const { stopped, release } = untilStopped(signal);
   try {
     await Promise.race([collector.start(), stopped]);
     process.stderr.write(`collector ${name} watching ${prefix}/+/images into ${outDir}; Ctrl-C to stop\n`);
     await stopped;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    signal?.removeEventListener('abort', stop);
+    release();
     await collector.stop();
   }
   return 0;

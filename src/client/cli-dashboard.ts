@@ -1,9 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import pino from 'pino';
 import { createFleetDashboard, type FleetDashboard } from '../web/fleet.js';
 import { createFleetShots } from '../web/fleet-shots.js';
-import { connectBroker, parseCommandArgs, UsageError } from './cli-broker.js';
+import { brokerCredentials, connectBroker, parseCommandArgs, UsageError, untilStopped } from './cli-broker.js';
 
 export const DASHBOARD_USAGE = `camera-node dashboard --broker URL [--port 8080] [--out DIR] [--host 127.0.0.1]
 
@@ -50,15 +49,11 @@ export async function runDashboard(argv: string[], signal?: AbortSignal, onListe
   const client = await connectBroker(values);
   // connectBroker is for one-shot commands; a dashboard outlives broker restarts.
   client.options.reconnectPeriod = RECONNECT_MS;
-  const username = values.username ?? process.env['MQTT_USERNAME'];
-  const password = values.password ?? process.env['MQTT_PASSWORD'];
   let dashboard: FleetDashboard | null = null;
   const shots = createFleetShots({
     client,
     url: values.broker ?? process.env['MQTT_URL'] ?? '',
-    ...(username ? { username } : {}),
-    ...(password ? { password } : {}),
-    ...(values.ca ? { ca: await readFile(values.ca) } : {}),
+    ...(await brokerCredentials(values)),
     prefix,
     outDir,
     ...(values.name ? { name: values.name } : {}),
@@ -66,13 +61,7 @@ export async function runDashboard(argv: string[], signal?: AbortSignal, onListe
     onReport: (report) => dashboard?.shotUpdated(report),
   });
   dashboard = createFleetDashboard({ client, prefix, outDir, host, port, ...(token ? { token } : {}), runShot: shots.run, logger });
-  let stop = (): void => undefined;
-  const stopped = new Promise<void>((resolveStop) => {
-    stop = resolveStop;
-  });
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  signal?.addEventListener('abort', stop, { once: true });
+  const { stopped, release } = untilStopped(signal);
   try {
     await shots.start();
     const url = await dashboard.start();
@@ -80,9 +69,7 @@ export async function runDashboard(argv: string[], signal?: AbortSignal, onListe
     onListening?.(url);
     await stopped;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    signal?.removeEventListener('abort', stop);
+    release();
     await dashboard.stop();
     await shots.stop();
     await client.endAsync();
