@@ -1,40 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import * as fsPromises from 'node:fs/promises';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import type { ReceiverFs } from '../src/client/partial.js';
-import { DNG_CONTENT_TYPE, type Manifest } from '../src/delivery/manifest.js';
 import { connectClient } from './helpers/mqtt.js';
-import { answerSends, randomFile, startAedes, startReceiver, tempDir, waitFor, type TestBroker } from './helpers/delivery.js';
+import { answerSends, manualImage, randomFile, startAedes, startReceiver, tempDir, waitFor, type TestBroker } from './helpers/delivery.js';
 
 const NAME = 'capture_20260101_120000.dng';
 const KB = 1024;
-
-function manual(client: MqttClient, nodeId: string, bytes: Buffer, chunkSize: number, requestId: string | null = null) {
-  const chunks = Math.ceil(bytes.length / chunkSize);
-  const manifest: Manifest = {
-    filename: NAME,
-    size: bytes.length,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-    chunk_size: chunkSize,
-    chunks,
-    node_id: nodeId,
-    captured_at: new Date(0).toISOString(),
-    content_type: DNG_CONTENT_TYPE,
-    transfer_id: `t-${nodeId}`,
-    request_id: requestId,
-  };
-  const base = `cameras/${nodeId}/images/${NAME}`;
-  return {
-    chunks,
-    manifest: () => client.publishAsync(`${base}/manifest`, JSON.stringify(manifest), { qos: 1 }),
-    chunk: (index: number) =>
-      client.publishAsync(`${base}/chunk/${index}`, bytes.subarray(index * chunkSize, (index + 1) * chunkSize), { qos: 1 }),
-  };
-}
 
 /** The real file system, with every fsync, close and rename written down in order. */
 function recordingFs(calls: string[]): ReceiverFs {
@@ -93,7 +68,7 @@ describe('receiver durability', () => {
       await r.receiver.stop();
       await rm(r.outDir, { recursive: true, force: true });
     });
-    const send = manual(node, 'sync', bytes, 32 * KB, 'shot-1');
+    const send = manualImage(node, { nodeId: 'sync', filename: NAME, bytes, chunkSizeBytes: 32 * KB, requestId: 'shot-1' });
     await send.manifest();
     for (let i = 0; i < send.chunks; i += 1) await send.chunk(i);
     const image = await r.next();
@@ -130,7 +105,7 @@ describe('receiver durability', () => {
     const outDir = await tempDir('durable-resume');
     t.after(() => rm(outDir, { recursive: true, force: true }));
     const first = await startReceiver(controller, { outDir, missingTimeoutMs: 60_000, checkpointMs: 50, persistent: true });
-    const send = manual(node, 'resume', bytes, 32 * KB);
+    const send = manualImage(node, { nodeId: 'resume', filename: NAME, bytes, chunkSizeBytes: 32 * KB });
     await send.manifest();
     for (const index of [0, 1, 2, 5, 6]) await send.chunk(index);
     await waitFor('five chunks in', () => (first.receiver.inProgress()[0]?.received === 5 ? true : null));
@@ -163,8 +138,8 @@ describe('receiver durability', () => {
     });
     const asks = await answerSends(node, { nodeId: 'second', path: two.path, filename: NAME, chunkSizeBytes: 32 * KB });
     t.after(() => asks.close());
-    const a = manual(node, 'first', one.bytes, 32 * KB);
-    const b = manual(node, 'second', two.bytes, 32 * KB);
+    const a = manualImage(node, { nodeId: 'first', filename: NAME, bytes: one.bytes, chunkSizeBytes: 32 * KB });
+    const b = manualImage(node, { nodeId: 'second', filename: NAME, bytes: two.bytes, chunkSizeBytes: 32 * KB });
     await a.manifest();
     await b.manifest();
     for (let i = 0; i < b.chunks; i += 1) await b.chunk(i);

@@ -1,40 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { publishImage } from '../src/delivery/chunks.js';
-import { DNG_CONTENT_TYPE, type Manifest } from '../src/delivery/manifest.js';
 import { connectClient } from './helpers/mqtt.js';
-import { answerSends, randomFile, startAedes, startReceiver, tempDir, waitFor, type TestBroker } from './helpers/delivery.js';
+import { answerSends, manualImage, randomFile, startAedes, startReceiver, tempDir, waitFor, type TestBroker } from './helpers/delivery.js';
 
 const NAME = 'capture_20260101_120000.dng';
 const KB = 1024;
-
-/** Publishes chunks by hand, in the order and with the repeats a test wants. */
-function manual(client: MqttClient, nodeId: string, bytes: Buffer, chunkSize: number) {
-  const chunks = Math.ceil(bytes.length / chunkSize);
-  const manifest: Manifest = {
-    filename: NAME,
-    size: bytes.length,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-    chunk_size: chunkSize,
-    chunks,
-    node_id: nodeId,
-    captured_at: new Date(0).toISOString(),
-    content_type: DNG_CONTENT_TYPE,
-    transfer_id: `t-${nodeId}`,
-    request_id: null,
-  };
-  const base = `cameras/${nodeId}/images/${NAME}`;
-  return {
-    chunks,
-    manifest: () => client.publishAsync(`${base}/manifest`, JSON.stringify(manifest), { qos: 1 }),
-    chunk: (index: number, data = bytes.subarray(index * chunkSize, (index + 1) * chunkSize)) =>
-      client.publishAsync(`${base}/chunk/${index}`, data, { qos: 1 }),
-  };
-}
 
 describe('receiver', () => {
   let broker: TestBroker;
@@ -72,7 +46,7 @@ describe('receiver', () => {
       await r.receiver.stop();
       await rm(r.outDir, { recursive: true, force: true });
     });
-    const send = manual(node, 'shuffle', bytes, 64 * KB);
+    const send = manualImage(node, { nodeId: 'shuffle', filename: NAME, bytes, chunkSizeBytes: 64 * KB });
     await send.manifest();
     for (const index of [4, 0, 3, 3, 1, 4]) await send.chunk(index);
     assert.equal(r.images.length, 0, 'incomplete: nothing is shown');
@@ -99,7 +73,7 @@ describe('receiver', () => {
     });
     const asks = await answerSends(node, { nodeId: 'late', path: join(dir, 'b.bin'), filename: NAME, chunkSizeBytes: 64 * KB });
     t.after(() => asks.close());
-    const send = manual(node, 'late', bytes, 64 * KB);
+    const send = manualImage(node, { nodeId: 'late', filename: NAME, bytes, chunkSizeBytes: 64 * KB });
     for (let i = send.chunks - 1; i >= 0; i -= 1) await send.chunk(i);
     await send.manifest();
     const image = await r.next();
@@ -115,8 +89,8 @@ describe('receiver', () => {
       await r.receiver.stop();
       await rm(r.outDir, { recursive: true, force: true });
     });
-    const a = manual(node, 'node-a', one.bytes, 32 * KB);
-    const b = manual(node, 'node-b', two.bytes, 32 * KB);
+    const a = manualImage(node, { nodeId: 'node-a', filename: NAME, bytes: one.bytes, chunkSizeBytes: 32 * KB });
+    const b = manualImage(node, { nodeId: 'node-b', filename: NAME, bytes: two.bytes, chunkSizeBytes: 32 * KB });
     await a.manifest();
     await b.manifest();
     // Interleaved, so both transfers are open at once.
@@ -163,7 +137,7 @@ describe('receiver', () => {
     });
     const asks = await answerSends(node, { nodeId: 'flaky', path: source.path, filename: NAME, chunkSizeBytes: 64 * KB });
     t.after(() => asks.close());
-    const send = manual(node, 'flaky', source.bytes, 64 * KB);
+    const send = manualImage(node, { nodeId: 'flaky', filename: NAME, bytes: source.bytes, chunkSizeBytes: 64 * KB });
     await send.manifest();
     await send.chunk(0, Buffer.alloc(64 * KB, 0xaa));
     await send.chunk(1);

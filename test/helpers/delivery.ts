@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,6 +8,7 @@ import { Aedes, type AedesOptions } from 'aedes';
 import type { MqttClient } from 'mqtt';
 import { publishImage } from '../../src/delivery/chunks.js';
 import { createReceiver, type ReceivedImage, type ReceiverOptions } from '../../src/client/receiver.js';
+import { DNG_CONTENT_TYPE, type Manifest } from '../../src/delivery/manifest.js';
 
 export interface TestBroker {
   url: string;
@@ -59,6 +60,37 @@ export async function waitFor<T>(what: string, read: () => Promise<T | null> | T
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * Publishes an image's manifest and chunks by hand, in the order and with the repeats a test wants;
+ * `chunk(index, data)` may publish other bytes in place of the chunk's own.
+ */
+export function manualImage(
+  client: MqttClient,
+  options: { nodeId: string; filename: string; bytes: Buffer; chunkSizeBytes: number; requestId?: string | null },
+) {
+  const { nodeId, filename, bytes, chunkSizeBytes: chunkSize } = options;
+  const chunks = Math.ceil(bytes.length / chunkSize);
+  const manifest: Manifest = {
+    filename,
+    size: bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    chunk_size: chunkSize,
+    chunks,
+    node_id: nodeId,
+    captured_at: new Date(0).toISOString(),
+    content_type: DNG_CONTENT_TYPE,
+    transfer_id: `t-${nodeId}`,
+    request_id: options.requestId ?? null,
+  };
+  const base = `cameras/${nodeId}/images/${filename}`;
+  return {
+    chunks,
+    manifest: () => client.publishAsync(`${base}/manifest`, JSON.stringify(manifest), { qos: 1 }),
+    chunk: (index: number, data = bytes.subarray(index * chunkSize, (index + 1) * chunkSize)) =>
+      client.publishAsync(`${base}/chunk/${index}`, data, { qos: 1 }),
+  };
 }
 
 /** A receiver into a fresh temp dir, collecting images and errors; `next()` waits for the next image. */
