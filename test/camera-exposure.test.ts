@@ -14,6 +14,7 @@ import type { CaptureResult } from '../src/commands/types.js';
 import { NodeError } from '../src/errors.js';
 import { preciseNow } from '../src/schedule/clock.js';
 import { FAST_CAMERA, startTestNode } from './helpers/node.js';
+import { SIMULATED_WARM } from './helpers/warm.js';
 
 const silent = pino({ level: 'silent' });
 const PI_MODEL = 'Raspberry Pi Zero 2 W Rev 1.0';
@@ -179,11 +180,7 @@ describe('a mono sensor in warm mode', () => {
       const outDir = join(dir, `mono-${libtiff}`);
       await mkdir(outDir, { recursive: true });
       const camera = createWarmCamera({
-        backend: 'simulated',
-        captureTimeoutMs: 15_000,
-        immediate: true,
-        cameraIndex: 0,
-        probeIntervalMs: 0,
+        ...SIMULATED_WARM,
         // Slow enough (2 MB at 4 MB/s) that the metadata comes after the app's grace for it: only the
         // structure can tell a finished mono DNG from one whose IFD0 is all there is yet.
         env: { ...FAST_CAMERA, CAMERA_SIM_SENSOR: 'ov9281', CAMERA_SIM_WRITE_MBPS: '4', CAMERA_SIM_LIBTIFF: libtiff },

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { createWarmCamera } from '../src/camera/warm.js';
 import { checkDng } from '../src/camera/warm-dng.js';
 import { FAST_CAMERA } from './helpers/node.js';
+import { processesWithArgument, SIMULATED_WARM } from './helpers/warm.js';
 
 /**
  * The warm camera restarting its app 50 times (the app killed each time, as the OOM killer would,
@@ -47,20 +48,6 @@ async function appPid(warmDir: string): Promise<number | null> {
   }
 }
 
-/** Pids of live processes with an argument naming `dir` (the warm dir names its app). */
-async function appPids(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if ((await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').some((arg) => arg.includes(dir))) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -95,11 +82,7 @@ test(`${RESTARTS} restarts of the warm camera app leak no listener, handle or me
   const onWarning = (warning: Error): void => void warnings.push(`${warning.name}: ${warning.message}`);
   process.on('warning', onWarning);
   const camera = createWarmCamera({
-    backend: 'simulated',
-    captureTimeoutMs: 15_000,
-    immediate: true,
-    cameraIndex: 0,
-    probeIntervalMs: 0,
+    ...SIMULATED_WARM,
     killGraceMs: 500,
     env: { ...FAST_CAMERA },
     logger: pino({ level: 'silent' }),
@@ -152,5 +135,5 @@ test(`${RESTARTS} restarts of the warm camera app leak no listener, handle or me
     process.off('warning', onWarning);
     await camera.stop();
   }
-  assert.deepEqual(await appPids(warmDir), [], 'no app left running');
+  assert.deepEqual(await processesWithArgument(warmDir), [], 'no app left running');
 });

@@ -15,6 +15,7 @@ import { warmAppArgs } from '../src/camera/warm-app.js';
 import { checkDng } from '../src/camera/warm-dng.js';
 import type { Camera } from '../src/camera/types.js';
 import { FAST_CAMERA, startTestNode } from './helpers/node.js';
+import { processesWithArgument, SIMULATED_WARM } from './helpers/warm.js';
 
 const SIMULATOR = fileURLToPath(new URL('../src/simulator/main.js', import.meta.url));
 
@@ -22,20 +23,6 @@ function memoryLogger(): { logger: Logger; records: Array<Record<string, unknown
   const records: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void records.push(JSON.parse(line) as Record<string, unknown>) });
   return { logger, records };
-}
-
-/** Pids of live processes with an argument containing `text` (the warm dir names its app). */
-async function processesMentioning(text: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if ((await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').some((arg) => arg.includes(text))) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
 }
 
 async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
@@ -70,11 +57,7 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
     const outDir = join(dir, name, 'out');
     await mkdir(outDir, { recursive: true });
     const camera = createWarmCamera({
-      backend: 'simulated',
-      captureTimeoutMs: 15_000,
-      immediate: true,
-      cameraIndex: 0,
-      probeIntervalMs: 0,
+      ...SIMULATED_WARM,
       killGraceMs: 500,
       env: { ...FAST_CAMERA },
       logger,
@@ -89,7 +72,7 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
   test('several captures are served by one app process, each a complete DNG with its JPEG', async () => {
     const { camera, warmDir, outDir } = await startCamera('round-trip');
     assert.equal(camera.info().mode, 'warm');
-    const before = await processesMentioning(warmDir);
+    const before = await processesWithArgument(warmDir);
     assert.equal(before.length, 1, 'one warm app running after start');
     const outputs = [];
     for (let i = 0; i < 3; i++) {
@@ -100,7 +83,7 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
       assert.ok(output.completedAt >= output.triggeredAt);
       outputs.push(output);
     }
-    assert.deepEqual(await processesMentioning(warmDir), before, 'the same process served every capture');
+    assert.deepEqual(await processesWithArgument(warmDir), before, 'the same process served every capture');
     // Nothing is left behind in the warm dir but the pid file.
     assert.deepEqual(await readdir(warmDir), ['app.pid']);
   });
@@ -137,7 +120,7 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
       captureTimeoutMs: 1500,
       env: { ...FAST_CAMERA, CAMERA_SIM_CONTROL: control },
     });
-    const [first] = await processesMentioning(warmDir);
+    const [first] = await processesWithArgument(warmDir);
     await writeFile(control, 'hang');
     await assert.rejects(
       camera.capture({ outputBase: join(outDir, 'hung'), settings: {} }),
@@ -146,7 +129,7 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
     await writeFile(control, 'none');
     const output = await camera.capture({ outputBase: join(outDir, 'after'), settings: {} });
     assert.equal((await checkDng(output.dngPath)).complete, true);
-    assert.ok(!(await processesMentioning(warmDir)).includes(first ?? -1), 'the hung app is gone');
+    assert.ok(!(await processesWithArgument(warmDir)).includes(first ?? -1), 'the hung app is gone');
   });
 
   test('dcraw identifies a frame taken warm', { skip: dcraw ? false : 'dcraw not installed' }, async () => {
@@ -159,13 +142,13 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
 
   test('an app that is killed is restarted, and the next capture works on the new one', async () => {
     const { camera, warmDir, outDir, records } = await startCamera('restart');
-    const [first] = await processesMentioning(warmDir);
+    const [first] = await processesWithArgument(warmDir);
     assert.ok(first);
     process.kill(first, 'SIGKILL');
-    await waitFor('the app to exit', async () => !(await processesMentioning(warmDir)).includes(first));
+    await waitFor('the app to exit', async () => !(await processesWithArgument(warmDir)).includes(first));
     const output = await camera.capture({ outputBase: join(outDir, 'after-kill'), settings: {} });
     assert.equal((await checkDng(output.dngPath)).complete, true);
-    const now = await processesMentioning(warmDir);
+    const now = await processesWithArgument(warmDir);
     assert.equal(now.length, 1);
     assert.notEqual(now[0], first);
     assert.equal(camera.info().mode, 'warm');
@@ -177,14 +160,14 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
 
   test('a capture with other settings restarts the app with them', async () => {
     const { camera, warmDir, outDir } = await startCamera('settings');
-    const [first] = await processesMentioning(warmDir);
+    const [first] = await processesWithArgument(warmDir);
     await camera.capture({ outputBase: join(outDir, 'a'), settings: { shutter_us: 20_000 } });
-    const [second] = await processesMentioning(warmDir);
+    const [second] = await processesWithArgument(warmDir);
     assert.notEqual(second, first);
     const cmdline = (await readFile(`/proc/${second}/cmdline`, 'utf8')).split('\0');
     assert.ok(cmdline.includes('--shutter=20000'), 'the new app got the setting');
     await camera.capture({ outputBase: join(outDir, 'b'), settings: { shutter_us: 20_000 } });
-    assert.deepEqual(await processesMentioning(warmDir), [second], 'same settings: same app');
+    assert.deepEqual(await processesWithArgument(warmDir), [second], 'same settings: same app');
   });
 
   test('an app that cannot run in signal mode makes the camera fall back to cold captures', async () => {
@@ -215,7 +198,7 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
       records.some((r) => r['level'] === 50 && String(r['msg']).includes('falling back to cold')),
       'the fallback was logged as an error',
     );
-    assert.deepEqual(await processesMentioning(warmDir), []);
+    assert.deepEqual(await processesWithArgument(warmDir), []);
     // And it keeps working cold.
     const again = await camera.capture({ outputBase: join(outDir, 'cold2'), settings: {} });
     assert.equal((await checkDng(again.dngPath)).complete, true);
@@ -223,10 +206,10 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
 
   test('stop ends the app and removes its pid file', async () => {
     const { camera, warmDir } = await startCamera('stop');
-    assert.equal((await processesMentioning(warmDir)).length, 1);
+    assert.equal((await processesWithArgument(warmDir)).length, 1);
     await camera.stop();
     cameras = cameras.filter((c) => c !== camera);
-    assert.deepEqual(await processesMentioning(warmDir), []);
+    assert.deepEqual(await processesWithArgument(warmDir), []);
     assert.equal(existsSync(join(warmDir, 'app.pid')), false);
   });
 
@@ -245,14 +228,10 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
     const gone = new Promise((resolve) => orphan.once('exit', resolve));
     try {
       await writeFile(join(warmDir, 'app.pid'), `${orphan.pid}\n`);
-      await waitFor('the orphan to run', async () => (await processesMentioning(warmDir)).includes(orphan.pid ?? -1));
+      await waitFor('the orphan to run', async () => (await processesWithArgument(warmDir)).includes(orphan.pid ?? -1));
       const { logger, records } = memoryLogger();
       const next = createWarmCamera({
-        backend: 'simulated',
-        captureTimeoutMs: 15_000,
-        immediate: true,
-        cameraIndex: 0,
-        probeIntervalMs: 0,
+        ...SIMULATED_WARM,
         killGraceMs: 500,
         env: { ...FAST_CAMERA },
         logger,
@@ -261,7 +240,7 @@ describe('warm camera with the simulator in signal mode', { skip: noProc }, () =
       cameras.push(next);
       await next.start();
       await gone;
-      const running = await processesMentioning(warmDir);
+      const running = await processesWithArgument(warmDir);
       assert.equal(running.length, 1);
       assert.notEqual(running[0], orphan.pid, 'the orphan is gone, a new app runs');
       assert.ok(records.some((r) => String(r['msg']).includes('left running by an earlier run')));
@@ -278,7 +257,7 @@ describe('a node in warm mode', { skip: noProc }, () => {
       const status = (await (await fetch(`${node.httpUrl}/status`)).json()) as { camera: { mode: string } };
       assert.equal(status.camera.mode, 'warm');
       const warmDir = join(node.config.capture_dir, '.warm');
-      const [pid] = await processesMentioning(warmDir);
+      const [pid] = await processesWithArgument(warmDir);
       assert.ok(pid, 'a warm app runs');
       for (let i = 0; i < 2; i++) {
         const response = await fetch(`${node.httpUrl}/capture`, { method: 'POST' });
@@ -287,7 +266,7 @@ describe('a node in warm mode', { skip: noProc }, () => {
         assert.ok(body.file_info.size > 0);
         assert.ok(!Number.isNaN(Date.parse(body.triggered_at)));
       }
-      assert.deepEqual(await processesMentioning(warmDir), [pid]);
+      assert.deepEqual(await processesWithArgument(warmDir), [pid]);
       const list = (await (await fetch(`${node.httpUrl}/images`)).json()) as unknown[];
       assert.equal(list.length, 2);
     } finally {
