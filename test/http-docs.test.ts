@@ -1,16 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { createHttpServer } from '../src/http/server.js';
+import { CHROMIUM, launchBrowser } from './helpers/browser.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const require = createRequire(import.meta.url);
 const docsModulesLoaded = (): string[] => Object.keys(require.cache).filter((file) => /@fastify[\\/]swagger/.test(file));
 
@@ -109,24 +106,9 @@ describe('API docs', () => {
   test('/docs loads in headless Chromium without console errors', {
     skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed`,
   }, async () => {
-    const { launch } = await import('puppeteer-core');
-    const profile = await mkdtemp(join(tmpdir(), 'camera-node-chromium-'));
-    const browser = await launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--user-data-dir=${profile}`,
-      ],
-    });
+    const browser = await launchBrowser();
     try {
-      const page = await browser.newPage();
+      const page = await browser.browser.newPage();
       const problems: string[] = [];
       page.on('console', (message) => {
         if (message.type() === 'error' || message.type() === 'warn') problems.push(`console.${message.type()}: ${message.text()}`);
@@ -146,7 +128,6 @@ describe('API docs', () => {
       assert.deepEqual(problems, []);
     } finally {
       await browser.close();
-      await rm(profile, { recursive: true, force: true });
     }
   });
 });
