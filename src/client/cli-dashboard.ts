@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import pino from 'pino';
 import { createFleetDashboard, type FleetDashboard } from '../web/fleet.js';
 import { createFleetShots } from '../web/fleet-shots.js';
-import { brokerCredentials, connectBroker, parseCommandArgs, UsageError, untilStopped } from './cli-broker.js';
+import { brokerCredentials, brokerUrl, connectBroker, parseCommandArgs, UsageError, untilStopped } from './cli-broker.js';
 
 export const DASHBOARD_USAGE = `camera-node dashboard --broker URL [--port 8080] [--out DIR] [--host 127.0.0.1]
 
@@ -52,7 +52,7 @@ export async function runDashboard(argv: string[], signal?: AbortSignal, onListe
   let dashboard: FleetDashboard | null = null;
   const shots = createFleetShots({
     client,
-    url: values.broker ?? process.env['MQTT_URL'] ?? '',
+    url: brokerUrl(values),
     ...(await brokerCredentials(values)),
     prefix,
     outDir,
