@@ -1,5 +1,5 @@
 import { appendFileSync } from 'node:fs';
-import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -59,7 +59,11 @@ export interface CommandJournalOptions<R> {
 export class CommandJournal<R extends StoredReply> {
   private readonly entries = new Map<string, Entry<R>>();
   private bytes = 0;
-  private file: FileHandle | null = null;
+  /**
+   * The journal's path once loaded. No descriptor is held between writes: commands are rare, and an
+   * open file would keep its file system from being remounted (read-only after an SD card error).
+   */
+  private file: string | null = null;
   private fileBytes = 0;
   private fileLines = 0;
   /** Writes go one after another, in order. */
@@ -157,7 +161,6 @@ export class CommandJournal<R extends StoredReply> {
   async close(): Promise<void> {
     this.closed = true;
     await this.writes;
-    await this.file?.close();
     this.file = null;
   }
 
@@ -190,8 +193,13 @@ export class CommandJournal<R extends StoredReply> {
     }
     const write = this.writes.then(async () => {
       if (!this.file) return;
-      await this.file.appendFile(text);
-      if (sync) await this.file.datasync();
+      const file = await open(this.file, 'a');
+      try {
+        await file.appendFile(text);
+        if (sync) await file.datasync();
+      } finally {
+        await file.close();
+      }
       this.fileBytes += Buffer.byteLength(text);
       this.fileLines += 1;
       const { maxEntries, maxBytes } = this.options.limits;
@@ -275,7 +283,6 @@ export class CommandJournal<R extends StoredReply> {
     } finally {
       await out.close();
     }
-    await this.file?.close();
     this.file = null;
     try {
       await rename(temp, path);
@@ -289,7 +296,7 @@ export class CommandJournal<R extends StoredReply> {
     } finally {
       await dir.close();
     }
-    this.file = await open(path, 'a');
+    this.file = path;
     this.fileBytes = Buffer.byteLength(text);
     this.fileLines = lines.length;
   }

@@ -20,8 +20,12 @@ interface MqttChannel {
   failed: number;
   retries: number;
 }
-const mqttStatus = async (httpUrl: string): Promise<MqttChannel> =>
-  (await api<{ delivery: { mqtt: MqttChannel } }>(httpUrl, '/status')).body.delivery.mqtt;
+// The HTTP API serves before the MQTT part has started: its channel shows up once it has.
+const mqttStatus = (httpUrl: string): Promise<MqttChannel> =>
+  waitFor('the MQTT delivery channel in the status', async () => {
+    const { body } = await api<{ delivery: { mqtt?: MqttChannel } }>(httpUrl, '/status');
+    return body.delivery.mqtt ?? null;
+  });
 
 async function capture(httpUrl: string): Promise<string> {
   const { status, body } = await api<{ file_info: { filename: string } }>(httpUrl, '/capture?deliver=mqtt', { method: 'POST' });
