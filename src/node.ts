@@ -78,7 +78,6 @@ interface Core {
   camera: Camera;
   commands: Commands;
   parts: PartRegistry;
-  deliveryChannels: Set<DeliveryChannel>;
   deliveryStatus: Map<DeliveryChannel, () => ChannelStatus>;
   outbox: Outbox;
 }
@@ -165,8 +164,11 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
     const camera = await parts.start('camera', await createCameraPart(config, options, logger));
     camera.onChange((info) => bus.emit('camera_changed', { camera: info }));
 
-    // Delivery channels register here as they start; captures asking for a missing one are refused.
+    // The channels the config sets up, known before their transports start: a capture in the
+    // meantime owes its image to the outbox, which the transport drains once it runs.
     const deliveryChannels = new Set<DeliveryChannel>();
+    if (config.upload_url) deliveryChannels.add('http');
+    if (config.mqtt_enabled) deliveryChannels.add('mqtt');
     const deliveryStatus: Core['deliveryStatus'] = new Map();
     parts.report('delivery', () => Object.fromEntries([...deliveryStatus].map(([channel, read]) => [channel, read()])));
 
@@ -223,7 +225,6 @@ export function createNode(config: Config, options: NodeOptions = {}): CameraNod
       camera,
       commands: nodeCommands,
       parts,
-      deliveryChannels,
       deliveryStatus,
       outbox,
     };
@@ -375,7 +376,6 @@ async function startUploader(core: Core, url: string): Promise<void> {
       maxAttempts: config.upload_max_attempts,
     }),
   );
-  core.deliveryChannels.add('http');
   core.deliveryStatus.set('http', () => upload.status());
 }
 
@@ -430,7 +430,6 @@ async function startMqtt(core: Core, httpPort: number): Promise<{ url: string; p
   });
   // Its actions are registered on the plane before the plane subscribes.
   delivery.start();
-  core.deliveryChannels.add('mqtt');
   core.deliveryStatus.set('mqtt', () => delivery.status());
   parts.report('mqtt', () => plane.status());
   await parts.start('mqtt', plane);

@@ -91,6 +91,8 @@ export function createCollector(options: CollectorOptions) {
     manualConnect: true,
     // Subscribed on every connect instead (see open).
     resubscribe: false,
+    // No 6 MB table of packet-id buffers (see the node's client options).
+    writeCache: false,
     will: { topic: availability, payload: Buffer.from('offline'), qos: 1, retain: true },
     ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: options.sessionExpiryS ?? 3600 } } : {}),
     ...(options.username !== undefined ? { username: options.username } : {}),

@@ -94,6 +94,9 @@ export async function connectionSettings(
     reconnectOnConnackError: true,
     // The plane subscribes on every connect itself, so a session the broker forgot is rebuilt too.
     resubscribe: false,
+    // mqtt-packet otherwise builds a Buffer for each of the 65 536 packet ids on the first write:
+    // 6 MB of heap, a tenth of a Pi Zero's budget, to save a 2-byte allocation per packet.
+    writeCache: false,
     will: { topic: availabilityTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
     ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: config.mqtt_session_expiry_s } } : {}),
     ...(username !== undefined ? { username } : {}),
