@@ -14,11 +14,14 @@
  *    delivered over MQTT to a receiver, against the idle RSS.
  * 4. Per-capture CPU of the node against the camera app's own (the app is the node's child, so its
  *    CPU shows in the node's cutime/cstime once reaped): the node's share of a capture's work.
+ * 5. The floor under 1: a process that only imports fastify, mqtt, pino and execa (bench/import-floor.ts).
+ * 6. RSS after 50 start/stop cycles of a node in one process ÷ after 1, with the same flags (bench/cycles.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
@@ -134,6 +137,23 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** bench/cycles.ts in a process of its own, with these V8 flags (and the unit's allocator setting). */
+async function runCycles(
+  nodeFlags: string[],
+): Promise<{ cycles: number; rss_ratio: number; rss_after_1_mb: number; rss_after_last_mb: number }> {
+  const child = spawn(process.execPath, [...nodeFlags, '--expose-gc', fileURLToPath(new URL('./cycles.js', import.meta.url))], {
+    env: baseEnv(),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`bench/cycles exited ${String(code)}`);
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}');
+}
+
 const unit = await unitSettings();
 const flags = values['node-options'] === undefined ? unit.flags : values['node-options'].split(/\s+/).filter(Boolean);
 const arenas = values['malloc-arena-max'] ?? unit.arenas;
@@ -175,6 +195,17 @@ try {
     bareRss.push((await memoryKb(bare.pid)).rss);
     await kill(bare.child);
   }
+  const floorCpu: number[] = [];
+  for (let i = 0; i < runs; i += 1) {
+    const floor = await spawnUntil(
+      [...flags, fileURLToPath(new URL('./import-floor.js', import.meta.url))],
+      baseEnv(),
+      (line) => line === 'ready',
+    );
+    floorCpu.push((await procStat(floor.pid)).cpuS);
+    await kill(floor.child);
+  }
+  const cycles = await runCycles(flags);
   const nodeCpu: number[] = [];
   for (let i = 0; i < runs; i += 1) {
     const node = await spawnUntil([...flags, MAIN], nodeEnv(`bench-start-${i}`, 'tiny'), started, logFile(`bench-start-${i}`));
@@ -233,6 +264,7 @@ try {
 
     const startup = summarize(nodeCpu).median;
     const bareStartup = summarize(bareCpu).median;
+    const floorStartup = summarize(floorCpu).median;
     const bareKb = summarize(bareRss).median;
     const nodeCaptureCpu = (after.cpuS - before.cpuS) / captures;
     const appCaptureCpu = (after.childrenCpuS - before.childrenCpuS) / captures;
@@ -242,6 +274,8 @@ try {
       ['figure', 'value', 'baseline', 'ratio', 'goal'],
       [
         ['startup CPU-s, exec to serving', startup, bareStartup, startup / bareStartup, '≤ 3'],
+        ['startup CPU-s, importing fastify+mqtt+pino+execa only', floorStartup, bareStartup, floorStartup / bareStartup, ''],
+        ['startup CPU-s, exec to serving ÷ that floor', startup, floorStartup, startup / floorStartup, ''],
         ['idle RSS MB', mb(idleKb), mb(bareKb), idleKb / bareKb, '≤ 60 MB'],
         [
           `peak RSS MB, capture + ${(image.size / 1024 / 1024).toFixed(1)} MB MQTT delivery`,
@@ -251,6 +285,13 @@ try {
           '≤ idle + 10 MB',
         ],
         ['per-capture CPU-s, node ÷ camera app', nodeCaptureCpu, appCaptureCpu, nodeCaptureCpu / appCaptureCpu, ''],
+        [
+          `RSS MB after ${cycles.cycles} start/stop cycles ÷ after 1`,
+          cycles.rss_after_last_mb,
+          cycles.rss_after_1_mb,
+          cycles.rss_ratio,
+          '≤ 1.05',
+        ],
       ],
     );
     process.stdout.write(

@@ -77,6 +77,22 @@ describe('install.sh and the systemd unit', () => {
     assert.equal(settings.has('DevicePolicy'), false);
   });
 
+  // Node 22 under the unit's --jitless: an ESM import of node:http reads its lazy `WebSocket` export,
+  // which loads undici and its WebAssembly parser, and rejects. Node 20 (this machine) cannot show it,
+  // so the rule is checked where it is kept: in the source.
+  test('the unit runs V8 without a JIT, and the node reads node:http only where --jitless allows', async () => {
+    const unit = await readFile(join(DEPLOY, 'camera-node.service'), 'utf8');
+    const flags = /^Environment="NODE_OPTIONS=([^"]*)"$/m.exec(unit)?.[1]?.split(' ') ?? [];
+    assert.ok(flags.includes('--jitless') && flags.includes('--no-experimental-websocket'), flags.join(' '));
+    const offenders: string[] = [];
+    for (const file of await readdir(join(PROJECT, 'src'), { recursive: true })) {
+      if (!file.endsWith('.ts') || file === join('http', 'node-http.ts')) continue;
+      const text = await readFile(join(PROJECT, 'src', file), 'utf8');
+      if (/^import (?!type )[^;]*from 'node:https?';/m.test(text) || /import\('node:https?'\)/.test(text)) offenders.push(file);
+    }
+    assert.deepEqual(offenders, [], 'these import node:http(s) as ESM; use src/http/node-http.ts');
+  });
+
   test('the collector unit keeps it running, as the service user, hardened, writing only its image folder', async () => {
     const unit = await readFile(join(DEPLOY, 'camera-node-collector.service'), 'utf8');
     const one = (key: string): string | undefined => [...unit.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((match) => match[1]).at(-1);

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { nodeHttp, nodeHttps } from '../http/node-http.js';
 import { DNG_CONTENT_TYPE } from './manifest.js';
 
 export interface UploadRequest {
@@ -60,7 +60,7 @@ export async function uploadFile(upload: UploadRequest): Promise<UploadResponse>
     'content-length': length,
     'content-type': frame ? `multipart/form-data; boundary=${boundary}` : DNG_CONTENT_TYPE,
   };
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const send = url.protocol === 'https:' ? nodeHttps.request : nodeHttp.request;
   const req = send(url, {
     method: upload.method,
     headers,

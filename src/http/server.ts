@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, {
   LogController,
@@ -15,6 +14,7 @@ import { NodeError } from '../errors.js';
 import { bearerAuth } from './auth.js';
 import { registerDocs } from './docs.js';
 import { createRateLimiter } from './rate-limit.js';
+import { nodeHttp } from './node-http.js';
 import { registerRoutes } from './routes.js';
 import { fromSchemaErrors, parseQueryLikeFastApi } from './validation.js';
 import { lazySerializers, prebuiltValidators, type ValidatorFactory } from './validators.js';
@@ -56,7 +56,7 @@ function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+      `HTTP/1.1 ${status} ${nodeHttp.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${head ? '' : body}`,
     );
   }
   socket.destroy(err);
