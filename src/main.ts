@@ -3,7 +3,8 @@ import { isClientCommand } from './client/names.js';
 import { ConfigError, configHelp, loadConfig } from './config/config.js';
 import { createNode, VERSION } from './node.js';
 
-const USAGE = `camera-node ${VERSION}: a Raspberry Pi camera node for an MQTT fleet.
+// Built only for --help: the option list is read from the config schema.
+const usage = (): string => `camera-node ${VERSION}: a Raspberry Pi camera node for an MQTT fleet.
 
 Usage:
   camera-node [--config FILE] [options]     run the node (HTTP API + MQTT)
@@ -67,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
     if (client) return client;
   }
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(USAGE);
+    process.stdout.write(usage());
     return 0;
   }
   if (argv.includes('--version')) {
