@@ -10,8 +10,9 @@ import { chunkSizeFor, imageTopics } from '../src/delivery/manifest.js';
 import { createSchemaRegistry } from '../src/schemas.js';
 import { collect, connectClient, request } from './helpers/mqtt.js';
 import { mosquittoMissing, startMosquitto } from './helpers/mosquitto.js';
-import { startTestNode, type TestNode } from './helpers/node.js';
-import { startTestCollector } from './helpers/receipt-collector.js';
+import { createNode } from '../src/node.js';
+import { FAST_CAMERA, startTestNode, testNodeConfig, type TestNode } from './helpers/node.js';
+import { startTestCollector, type TestCollector } from './helpers/receipt-collector.js';
 import { startAedes, waitFor } from './helpers/delivery.js';
 
 const missing = mosquittoMissing();
@@ -193,4 +194,31 @@ describe('chunked MQTT delivery through Mosquitto', { skip: missing ?? false }, 
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+// The HTTP API serves before the MQTT part has started (it loads on demand): a capture asking for
+// MQTT delivery in that window owes the image to the outbox, rather than being refused.
+test('a capture with deliver=mqtt while the MQTT part is still starting is accepted, then delivered', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'camera-node-early-'));
+  const node = createNode(await testNodeConfig(dir, { ha_discovery: false }), { cameraEnv: FAST_CAMERA });
+  let collector: TestCollector | null = null;
+  t.after(async () => {
+    await collector?.stop();
+    await node.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const starting = node.start();
+  const httpUrl = await waitFor('the HTTP API', () => node.httpUrl);
+  const mqttStartedBefore = node.parts().includes('mqtt');
+  const response = await fetch(`${httpUrl}/capture?deliver=mqtt`, { method: 'POST' });
+  const body = (await response.json()) as { file_info: { filename: string } };
+  assert.equal(mqttStartedBefore, false, 'the capture was sent before the MQTT part had started');
+  assert.equal(response.status, 200, JSON.stringify(body));
+  await starting;
+  collector = await startTestCollector(node.mqttUrl ?? '');
+  await collector.waitForImages(1);
+  assert.deepEqual(
+    collector.images.map((image) => image.filename),
+    [body.file_info.filename],
+  );
 });
