@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/mqtt/broker.js';
 import { freePort, mosquittoMissing, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { collect, connectClient } from '../helpers/mqtt.js';
+import { waitFor } from '../helpers/delivery.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 
 const FLOW = new URL('../../../deploy/node-red/flows.json', import.meta.url);
@@ -202,6 +203,12 @@ describe('the Node-RED flow (deploy/node-red/flows.json)', {
     // No .part file is left behind: the file appears complete or not at all.
     assert.deepEqual(await readdir(join(imagesDir, camera.config.node_id)), [filename]);
     assert.deepEqual(probes(red.lines, 'capture-error'), []);
+    // The flow's receipt, and only that, makes the node count the image delivered.
+    const delivery = await waitFor('the receipt to mark the image delivered', async () => {
+      const status = (await camera.node.commands.status()) as { delivery: { mqtt: { pending: number; delivered: number } } };
+      return status.delivery.mqtt.delivered === 1 ? status.delivery.mqtt : null;
+    });
+    assert.equal(delivery.pending, 0);
   });
 
   test('the fleet output shows the node online with its telemetry', async () => {
