@@ -10,6 +10,7 @@ export interface NodeStatus extends PartsStatus {
   system: SystemSnapshot;
   node_id: string;
   timestamp: string;
+  generated_at: string;
   version: string;
   camera: Pick<CameraInfo, 'backend' | 'command' | 'connected' | 'sensor' | 'simulated' | 'mode' | 'checked_at' | 'last_error'> & {
     queue: number;
@@ -41,8 +42,20 @@ export interface StatusInputs {
   extras: PartsStatus;
 }
 
+const pad = (value: number): string => String(value).padStart(2, '0');
+
+/**
+ * The seed's `timestamp`: local time to the second with no zone (`2025-01-30T12:26:01`), which
+ * `datetime.fromisoformat` reads on every Python 3; before 3.11 it refuses a trailing `Z`.
+ */
+export function seedTimestamp(date: Date): string {
+  const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  return `${day}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
 export function buildStatus(inputs: StatusInputs): NodeStatus {
   const { camera, usage } = inputs;
+  const now = new Date();
   return {
     status: inputs.stopping ? 'stopping' : camera.connected ? 'online' : 'degraded',
     storage: {
@@ -54,7 +67,8 @@ export function buildStatus(inputs: StatusInputs): NodeStatus {
     },
     system: inputs.system,
     node_id: inputs.nodeId,
-    timestamp: new Date().toISOString(),
+    timestamp: seedTimestamp(now),
+    generated_at: now.toISOString(),
     version: inputs.version,
     camera: {
       backend: camera.backend,

@@ -129,6 +129,11 @@ describe('the Python node’s README examples, verbatim, against this node', () 
     assert.equal(status.node_id, t.config.node_id);
     for (const key of ['used_mb', 'limit_mb', 'available_mb']) assert.equal(typeof status.storage[key], 'number', key);
     for (const key of ['cpu_percent', 'memory_percent', 'disk_usage', 'uptime']) assert.equal(typeof status.system[key], 'number', key);
+    // The seed README's form ("2025-01-30T12:26:01"): local time, no zone, which Python before 3.11
+    // (Raspberry Pi OS Bullseye has 3.9) reads with datetime.fromisoformat; a trailing Z it refuses.
+    const stamp = String((status as Record<string, unknown>)['timestamp']);
+    assert.match(stamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
+    assert.ok(Math.abs(new Date(stamp).getTime() - Date.now()) < 60_000, `${stamp} is the node's local time now`);
   });
 
   test('Troubleshooting: curl /logs is an array of readable lines, curl /status the status', {
