@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
 import { acceptReply, commandPayload, replyTopicFilter } from '../src/client/request.js';
+import { createCollector } from '../src/client/collector.js';
+import type { ReceivedImage } from '../src/client/receiver.js';
 import { configProperties, envName } from '../src/config/config.js';
 import { collect, connectClient, request } from './helpers/mqtt.js';
 import { mosquittoMissing, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
@@ -280,7 +282,13 @@ describe('install.sh and the systemd unit', () => {
 describe('the Mosquitto config and ACL for a fleet (deploy/mosquitto)', {
   skip: mosquittoMissing() ?? missing('mosquitto_passwd', ['-h']) ?? false,
 }, () => {
-  const PASSWORD = { 'cam-a': 'secret-a', 'cam-b': 'secret-b', controller: 'secret-c', homeassistant: 'secret-h' } as const;
+  const PASSWORD = {
+    'cam-a': 'secret-a',
+    'cam-b': 'secret-b',
+    controller: 'secret-c',
+    homeassistant: 'secret-h',
+    collector: 'secret-k',
+  } as const;
   let dir: string;
   let broker: Mosquitto;
   const clients: MqttClient[] = [];
@@ -444,6 +452,47 @@ describe('the Mosquitto config and ACL for a fleet (deploy/mosquitto)', {
       for (const collector of [manifests, discovery, availability]) await collector.close();
     } finally {
       await camera?.stop();
+    }
+  });
+  test('the collector service, logged in as the collector user, receives an image and its receipt delivers it', {
+    timeout: 30_000,
+  }, async () => {
+    let camera: TestNode | null = null;
+    const outDir = await mkdtemp(join(tmpdir(), 'camera-node-acl-collected-'));
+    // As `camera-node collect` runs it, with the shipped ACL's collector user.
+    const collector = createCollector({
+      url: broker.url,
+      outDir,
+      name: 'acl-collector',
+      username: 'collector',
+      password: PASSWORD.collector,
+    });
+    try {
+      camera = await startTestNode({
+        node_id: 'cam-b',
+        mqtt_url: broker.url,
+        mqtt_username: 'cam-b',
+        mqtt_password: PASSWORD['cam-b'],
+        mqtt_protocol_version: 5,
+        ha_discovery: false,
+      });
+      await collector.start();
+      const received = new Promise<ReceivedImage>((resolve) => collector.once('image', resolve));
+      const receipted = new Promise<{ status: string }>((resolve) => collector.once('receipt', resolve));
+      const capture = await camera.node.commands.capture({ deliver: 'mqtt' }, { source: 'http' });
+      assert.equal(capture.status, 'success', JSON.stringify(capture));
+      const filename = (capture as unknown as { file_info: { filename: string } }).file_info.filename;
+      const image = await received;
+      assert.equal(image.filename, filename);
+      assert.ok((await readFile(image.path)).equals(await readFile(join(camera.config.capture_dir, filename))));
+      // The node confirmed the receipt (the collector may write cameras/+/cmd and read its replies).
+      assert.equal((await receipted).status, 'success');
+      const status = (await camera.node.commands.status()) as { delivery: { mqtt: { delivered: number; pending: number } } };
+      assert.deepEqual([status.delivery.mqtt.delivered, status.delivery.mqtt.pending], [1, 0]);
+    } finally {
+      await collector.stop();
+      await camera?.stop();
+      await rm(outDir, { recursive: true, force: true });
     }
   });
 });
