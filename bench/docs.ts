@@ -9,19 +9,16 @@
  * to show that the lazy docs add nothing at idle. RSS is read from /proc (Linux), the median of N
  * readings 100 ms apart once the request is answered. Reported: each figure ÷ the idle daemon's.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type Daemon, MAIN, spawnDaemon } from '../test/helpers/daemon.js';
 import { elapsedMs, printTable, summarize } from './stats.js';
 
 const { values } = parseArgs({ options: { samples: { type: 'string', default: '10' }, compare: { type: 'string' } } });
 const samples = Number(values.samples);
-const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const DOCS_FILES = [
   '/docs',
   '/docs/static/swagger-ui.css',
@@ -32,38 +29,9 @@ const DOCS_FILES = [
   '/docs/json',
 ];
 
-interface Daemon {
-  child: ChildProcess;
-  url: string;
-}
-
+/** A daemon of `main` without MQTT (the docs are the HTTP API's). */
 async function startDaemon(main: string, dir: string): Promise<Daemon> {
-  const child = spawn(process.execPath, [main], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      MQTT_ENABLED: 'false',
-      CAMERA_BACKEND: 'simulated',
-      CAMERA_SIM_SENSOR: 'tiny',
-      CAPTURE_DIR: join(dir, 'images'),
-      LOG_DIR: join(dir, 'logs'),
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${main} exited (${code})`)));
-    if (!child.stdout) throw new Error('no stdout');
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const record = JSON.parse(line) as { msg?: string; url?: string };
-        if (record.msg === 'HTTP API listening' && record.url) resolve(record.url);
-      } catch {
-        // not a log record
-      }
-    });
-  });
-  return { child, url };
+  return spawnDaemon({ MQTT_ENABLED: 'false', CAPTURE_DIR: join(dir, 'images'), LOG_DIR: join(dir, 'logs') }, { main });
 }
 
 async function stopDaemon(daemon: Daemon): Promise<void> {
@@ -100,21 +68,21 @@ try {
   const rows: Array<[string, number, number]> = [];
   const daemon = await startDaemon(MAIN, join(dir, 'this'));
   const pid = daemon.child.pid ?? 0;
-  await warmUp(daemon.url);
+  await warmUp(daemon.httpUrl);
   const idle = await rssMb(pid);
   rows.push(['idle, docs never asked for', idle, 1]);
-  const firstSpec = await get(daemon.url, '/openapi.json');
+  const firstSpec = await get(daemon.httpUrl, '/openapi.json');
   const afterSpec = await rssMb(pid);
   rows.push(['after GET /openapi.json', afterSpec, afterSpec / idle]);
-  for (const path of DOCS_FILES) await get(daemon.url, path);
+  for (const path of DOCS_FILES) await get(daemon.httpUrl, path);
   const afterUi = await rssMb(pid);
   rows.push(['after a /docs page load', afterUi, afterUi / idle]);
-  const secondSpec = await get(daemon.url, '/openapi.json');
+  const secondSpec = await get(daemon.httpUrl, '/openapi.json');
   await stopDaemon(daemon);
 
   if (values.compare) {
     const other = await startDaemon(values.compare, join(dir, 'other'));
-    await warmUp(other.url);
+    await warmUp(other.httpUrl);
     const otherIdle = await rssMb(other.child.pid ?? 0);
     rows.push([`idle, ${values.compare}`, otherIdle, otherIdle / idle]);
     await stopDaemon(other);

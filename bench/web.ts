@@ -8,14 +8,11 @@
  * Each daemon runs alone with the simulator; RSS is read from /proc (Linux), the median of five
  * samples 200 ms apart once it has started.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { FAST_CAMERA } from '../test/helpers/node.js';
-import { MAIN } from '../test/helpers/daemon.js';
+import { MAIN, spawnDaemon } from '../test/helpers/daemon.js';
 import { printTable } from './stats.js';
 
 const { values } = parseArgs({ options: { baseline: { type: 'string' } } });
@@ -37,35 +34,13 @@ async function settledRss(pid: number): Promise<number> {
   return samples.sort((a, b) => a - b)[2] ?? 0;
 }
 
+/** A daemon of `main` on its embedded broker, once every part has started. */
 async function startDaemon(main: string, dir: string) {
-  const child = spawn(process.execPath, [main], {
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      MQTT_PORT: '0',
-      MQTT_HOST: '127.0.0.1',
-      CAMERA_BACKEND: 'simulated',
-      CAPTURE_DIR: join(dir, 'images'),
-      LOG_DIR: join(dir, 'logs'),
-      ...FAST_CAMERA,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`daemon exited (${code})`)));
-    let httpUrl = '';
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const record = JSON.parse(line) as { msg?: string; url?: string };
-        if (record.msg === 'HTTP API listening') httpUrl = record.url ?? '';
-        if (record.msg === 'camera-node started') resolve(httpUrl);
-      } catch {
-        // not a log record
-      }
-    });
-  });
-  return { child, url, pid: child.pid ?? 0 };
+  const daemon = await spawnDaemon(
+    { CAPTURE_DIR: join(dir, 'images'), LOG_DIR: join(dir, 'logs') },
+    { main, ready: 'camera-node started' },
+  );
+  return { child: daemon.child, url: daemon.httpUrl, pid: daemon.child.pid ?? 0 };
 }
 
 async function lookAtPage(url: string): Promise<number> {

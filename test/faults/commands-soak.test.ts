@@ -143,7 +143,7 @@ test('commands over Mosquitto through 20 node restarts: none runs twice, none ru
     for (const t of wave) t.waiting = false;
   };
 
-  let daemon: Daemon | null = await spawnDaemon(env, 30_000);
+  let daemon: Daemon | null = await spawnDaemon(env, { timeoutMs: 30_000 });
   const restartEvery = Math.floor(SENDS / (RESTARTS + 1));
   let nextRestart = restartEvery;
   let restarts = 0;
@@ -182,7 +182,7 @@ test('commands over Mosquitto through 20 node restarts: none runs twice, none ru
         await node.exited;
         // Every fourth restart stays away longer than MAX_COMMAND_AGE_S: what the broker held goes stale.
         if (restarts % 4 < 2) await sleep(MAX_AGE_S * 1000 + 500);
-        daemon = await spawnDaemon(env, 30_000);
+        daemon = await spawnDaemon(env, { timeoutMs: 30_000 });
       }
       await settle(open, 8_000);
       // A controller backs off when everything it sent was turned away (busy, rate limited).

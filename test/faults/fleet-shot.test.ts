@@ -45,7 +45,7 @@ test('fleet shot: 20 node processes, one broadcast capture, one collector: 20/20
             CAMERA_CHECK_INTERVAL_S: '0',
             TELEMETRY_INTERVAL_S: '3600',
           },
-          60_000,
+          { timeoutMs: 60_000 },
         ),
       );
       nodes.push(...(await Promise.all(batch)));

@@ -13,12 +13,21 @@ export interface Daemon {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+export interface SpawnOptions {
+  timeoutMs?: number;
+  /** The program to run (default this build's; a bench may give another build's). */
+  main?: string;
+  /** The log message to wait for (default 'HTTP API listening'; 'camera-node started' waits for every part). */
+  ready?: string;
+}
+
 /**
- * Runs `camera-node` as its own process, as systemd would, and waits until its HTTP API listens
- * (read from its JSON log on stdout: the port is 0, so only the node knows it).
+ * Runs `camera-node` as its own process, as systemd would, and waits for its `ready` record; the
+ * HTTP URL comes from its JSON log on stdout (the port is 0, so only the node knows it).
  */
-export async function spawnDaemon(env: Record<string, string>, timeoutMs = 15_000): Promise<Daemon> {
-  const child = spawn(process.execPath, [MAIN], {
+export async function spawnDaemon(env: Record<string, string>, options: SpawnOptions = {}): Promise<Daemon> {
+  const { timeoutMs = 15_000, main = MAIN, ready = 'HTTP API listening' } = options;
+  const child = spawn(process.execPath, [main], {
     env: {
       PATH: process.env['PATH'] ?? '',
       HOST: '127.0.0.1',
@@ -47,13 +56,15 @@ export async function spawnDaemon(env: Record<string, string>, timeoutMs = 15_00
       clearTimeout(timer);
       reject(new Error(`daemon exited early (${code ?? signal}): ${stderr}`));
     });
+    let url = '';
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const record = JSON.parse(line) as Record<string, unknown>;
         records.push(record);
-        if (record['msg'] === 'HTTP API listening') {
+        if (record['msg'] === 'HTTP API listening') url = String(record['url']);
+        if (record['msg'] === ready) {
           clearTimeout(timer);
-          resolve(String(record['url']));
+          resolve(url);
         }
       } catch {
         // not a log record
