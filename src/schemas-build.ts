@@ -22,7 +22,7 @@ import { BUILT_VARIANTS, createAjv, schemaRefs, schemasDigest } from './schemas.
  * The code with every non-ASCII character escaped: one such character (a "≥" in a description)
  * makes V8 keep the whole module's source as two bytes a character, 300 KB more of heap.
  */
-export const asciiOnly = (code: string): string =>
+const asciiOnly = (code: string): string =>
   code.replace(/[^\x00-\x7f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 export async function buildValidators(outDir: URL = new URL('./', import.meta.url)): Promise<string[]> {
