@@ -28,7 +28,22 @@ let counter = 0;
  */
 export async function startTestNode(overrides: Partial<Config> = {}, options: NodeOptions & { keepDir?: string } = {}): Promise<TestNode> {
   const dir = options.keepDir ?? (await mkdtemp(join(tmpdir(), 'camera-node-test-')));
-  const config = await testNodeConfig(dir, overrides);
+  counter += 1;
+  const config: Config = {
+    ...(await loadConfig({ argv: [], env: {} })),
+    node_id: `test-node-${process.pid}-${counter}`,
+    host: '127.0.0.1',
+    port: 0,
+    capture_dir: join(dir, 'images'),
+    log_dir: join(dir, 'logs'),
+    camera_backend: 'simulated',
+    mqtt_host: '127.0.0.1',
+    mqtt_port: 0,
+    min_free_disk_mb: 0,
+    http_rate_limit: 0,
+    camera_check_interval_s: 0,
+    ...overrides,
+  };
   const node = createNode(config, {
     cameraEnv: { ...FAST_CAMERA, ...options.cameraEnv },
     ...(options.thermalZonePath ? { thermalZonePath: options.thermalZonePath } : {}),
@@ -44,25 +59,5 @@ export async function startTestNode(overrides: Partial<Config> = {}, options: No
       await node.stop();
       if (!options.keepDir) await rm(dir, { recursive: true, force: true });
     },
-  };
-}
-
-/** The config of a test node keeping its files under `dir` (for a test that starts the node itself). */
-export async function testNodeConfig(dir: string, overrides: Partial<Config> = {}): Promise<Config> {
-  counter += 1;
-  return {
-    ...(await loadConfig({ argv: [], env: {} })),
-    node_id: `test-node-${process.pid}-${counter}`,
-    host: '127.0.0.1',
-    port: 0,
-    capture_dir: join(dir, 'images'),
-    log_dir: join(dir, 'logs'),
-    camera_backend: 'simulated',
-    mqtt_host: '127.0.0.1',
-    mqtt_port: 0,
-    min_free_disk_mb: 0,
-    http_rate_limit: 0,
-    camera_check_interval_s: 0,
-    ...overrides,
   };
 }
